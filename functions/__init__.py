@@ -1,0 +1,1 @@
+"""Incident store, Alertmanager trigger and the Celery task functions that enrich incidents."""

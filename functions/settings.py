@@ -1,0 +1,49 @@
+"""Typed settings for the trigger, the portal and the Celery workers, read once from OPSSEER_* variables."""
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_STALE_AFTER_SECONDS = 6 * 3600
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """OpsSeer settings. Each field is read from OPSSEER_<FIELD NAME IN UPPER CASE>."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSSEER_", extra="ignore")
+
+    database_url: str = Field(description="SQLAlchemy URL of the PostgreSQL incident store (postgresql+psycopg://...).")
+    broker_url: str = Field(description="Redis URL of the Celery broker and result backend.")
+    # Required by the trigger (checked when its app is created); workers do not need it.
+    webhook_token: SecretStr | None = Field(None, description="Bearer token Alertmanager must send to the trigger.")
+
+    prometheus_url: str = "http://127.0.0.1:9090"
+    portal_url: str = Field("http://127.0.0.1:8080", description="Public base URL of the portal, used in links.")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0)
+    stale_after_seconds: int = Field(DEFAULT_STALE_AFTER_SECONDS, gt=0)
+    stale_check_interval_seconds: float = Field(60.0, gt=0)
+    pipeline_sweep_interval_seconds: float = Field(30.0, gt=0)
+    snapshot_lookback_seconds: int = Field(1800, gt=0)
+    prometheus_timeout_seconds: float = Field(10.0, gt=0)
+    task_max_retries: int = Field(5, ge=0)
+    task_retry_backoff_seconds: float = Field(2.0, gt=0)
+    task_retry_backoff_max_seconds: float = Field(300.0, gt=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load the settings once, raising SettingsError that names every missing or invalid variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "OPSSEER_" + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid OpsSeer settings: " + "; ".join(problems)) from None

@@ -1,0 +1,159 @@
+"""Shared task machinery: late acknowledgement, bounded retries with backoff, run records, failure entries.
+
+A pipeline step never raises out of the worker: after its last retry (or on an unexpected error) it writes a
+failed timeline entry and returns, so the chord that follows it still runs and the pipeline always finishes.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from celery import Task
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from functions.db import Database
+from functions.models import Episode, FunctionRun, Incident
+from functions.settings import get_settings
+from functions.timeline import add_attachment, add_entry, get_entry, step_key
+
+logger = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """A failure worth retrying: a dependency timed out, refused the connection or answered 5xx."""
+
+
+@dataclass
+class StepResult:
+    """What a step records: one timeline entry and, optionally, one attachment."""
+
+    title: str
+    status: str = "ok"
+    payload: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    attachment: tuple[str, bytes] | None = None
+
+
+StepBody = Callable[[Session, Incident, Episode], StepResult]
+
+
+@lru_cache(maxsize=1)
+def database() -> Database:
+    """Return the worker process's database, created on first use (after the prefork pool has forked)."""
+    return Database(get_settings().database_url, pool_size=2, max_overflow=2)
+
+
+class OpsSeerTask(Task):
+    acks_late = True
+    reject_on_worker_lost = True
+
+    def retry_countdown(self) -> float:
+        """Exponential backoff: base, 2 x base, 4 x base, ... capped at the configured maximum."""
+        settings = get_settings()
+        return min(settings.task_retry_backoff_seconds * 2**self.request.retries, settings.task_retry_backoff_max_seconds)
+
+
+def _start_run(incident_id: int, episode_id: int, task: Task) -> int:
+    with database().session() as session:
+        run = FunctionRun(
+            task_id=task.request.id or "",
+            task_name=task.name,
+            incident_id=incident_id,
+            episode_id=episode_id,
+            attempt=task.request.retries,
+            state="started",
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish_run(run_id: int, state: str, error: str | None = None) -> None:
+    with database().session() as session:
+        session.execute(
+            update(FunctionRun)
+            .where(FunctionRun.id == run_id)
+            .values(state=state, error=error, finished_at=datetime.now(UTC))
+        )
+
+
+def run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -> dict[str, Any]:
+    """Run one pipeline step for an episode exactly once, recording its entry, retries and failure."""
+    key = step_key(episode_id, step)
+    with database().session() as session:
+        episode = session.get(Episode, episode_id)
+        if episode is None:
+            logger.info("step %s skipped: episode %s no longer exists", step, episode_id)
+            return {"step": step, "status": "gone"}
+        existing = get_entry(session, key=key)
+        if existing is not None:
+            logger.info("step %s for episode %s already recorded, nothing to do", step, episode_id)
+            return {"step": step, "status": existing.status}
+        incident_id = episode.incident_id
+
+    run_id = _start_run(incident_id, episode_id, task)
+    try:
+        with database().session() as session:
+            episode = session.get(Episode, episode_id)
+            result = body(session, episode.incident, episode)
+            payload = dict(result.payload)
+            if result.attachment is not None:
+                content_type, data = result.attachment
+                payload["attachment_id"] = add_attachment(
+                    session, incident_id=incident_id, episode_id=episode_id, key=key, content_type=content_type, data=data
+                )
+            add_entry(
+                session,
+                incident_id=incident_id,
+                episode_id=episode_id,
+                key=key,
+                kind=step,
+                title=result.title,
+                status=result.status,
+                payload=payload,
+                model=result.model,
+            )
+    except TransientError as exc:
+        if task.request.retries < get_settings().task_max_retries:
+            countdown = task.retry_countdown()
+            logger.warning(
+                "step %s for incident %s episode %s failed (attempt %d), retrying in %.1f s: %s",
+                step, incident_id, episode_id, task.request.retries + 1, countdown, exc,
+            )
+            _finish_run(run_id, "retrying", str(exc))
+            raise task.retry(exc=exc, countdown=countdown, max_retries=get_settings().task_max_retries) from None
+        return _record_failure(task, run_id, incident_id, episode_id, step, exc)
+    except Exception as exc:
+        # NOTE: a bug in a step must not leave the incident half-processed; it is logged with its traceback
+        # and recorded in the timeline, and the rest of the pipeline carries on.
+        logger.exception("step %s for incident %s episode %s failed unexpectedly", step, incident_id, episode_id)
+        return _record_failure(task, run_id, incident_id, episode_id, step, exc)
+
+    _finish_run(run_id, "succeeded")
+    logger.info("step %s for incident %s episode %s recorded: %s", step, incident_id, episode_id, result.status)
+    return {"step": step, "status": result.status}
+
+
+def _record_failure(
+    task: OpsSeerTask, run_id: int, incident_id: int, episode_id: int, step: str, exc: Exception
+) -> dict[str, Any]:
+    attempts = task.request.retries + 1
+    error = f"{type(exc).__name__}: {exc}"
+    logger.error("step %s for incident %s episode %s gave up after %d attempts: %s", step, incident_id, episode_id, attempts, error)
+    _finish_run(run_id, "failed", error)
+    with database().session() as session:
+        add_entry(
+            session,
+            incident_id=incident_id,
+            episode_id=episode_id,
+            key=step_key(episode_id, step),
+            kind=step,
+            status="failed",
+            title=f"{step.replace('_', ' ').capitalize()} failed after {attempts} attempts: {error}",
+            payload={"error": error, "attempts": attempts},
+        )
+    return {"step": step, "status": "failed"}

@@ -1,0 +1,61 @@
+"""Timeline and attachment writes. Each row carries an idempotency key, so a repeated write is a no-op."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from functions.models import Attachment, TimelineEntry
+
+
+def step_key(episode_id: int, step: str) -> str:
+    return f"episode:{episode_id}:{step}"
+
+
+def add_entry(
+    session: Session,
+    *,
+    incident_id: int,
+    episode_id: int | None,
+    key: str,
+    kind: str,
+    title: str,
+    status: str = "ok",
+    payload: dict[str, Any] | None = None,
+    model: str | None = None,
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Insert a timeline entry unless one with the same key exists; return True when a row was written."""
+    values = {
+        "incident_id": incident_id,
+        "episode_id": episode_id,
+        "idempotency_key": key,
+        "kind": kind,
+        "status": status,
+        "title": title,
+        "payload": payload or {},
+        "model": model,
+    }
+    if occurred_at is not None:
+        values["occurred_at"] = occurred_at
+    statement = pg_insert(TimelineEntry).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return session.execute(statement.returning(TimelineEntry.id)).first() is not None
+
+
+def get_entry(session: Session, *, key: str) -> TimelineEntry | None:
+    return session.scalar(select(TimelineEntry).where(TimelineEntry.idempotency_key == key))
+
+
+def add_attachment(
+    session: Session, *, incident_id: int, episode_id: int | None, key: str, content_type: str, data: bytes
+) -> int:
+    """Store an attachment once per key and return its id."""
+    statement = (
+        pg_insert(Attachment)
+        .values(incident_id=incident_id, episode_id=episode_id, idempotency_key=key, content_type=content_type, data=data)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    session.execute(statement)
+    return session.scalar(select(Attachment.id).where(Attachment.idempotency_key == key))

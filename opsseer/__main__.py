@@ -1,0 +1,3 @@
+from opsseer.cli import main
+
+main()

@@ -1,0 +1,194 @@
+"""`opsseer demo`: a whole incident on the real chain, from injected fault to resolve.
+
+Stages: start the stack (demo profile), drive traffic at toyprod, inject extra latency, wait for Prometheus to
+fire the latency SLO alert, for Alertmanager's webhook to open an incident, for the enrichment pipeline to
+finish, then clear the fault and wait for the resolved notification to close the same incident.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from functions.db import Database
+from functions.models import RESOLVED, Episode, Incident, TimelineEntry
+from functions.prometheus import PrometheusClient
+from functions.timeline import step_key
+from opsseer.stack import STATE_DIR_OPTION, Ports, Stack
+from opsseer.supervisor import ComponentFailed
+from toyprod.load import run_load
+
+ALERT_NAME = "ToyprodLatencySLOBreach"
+FAULT_LATENCY_MS = 400
+LOAD_RATE_PER_S = 25
+LOAD_MAX_SECONDS = 600
+
+T = TypeVar("T")
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, waited: float) -> None:
+        super().__init__(f"stage failed: {stage} did not happen within {waited:.0f} s")
+        self.stage = stage
+
+
+@dataclass
+class Timeouts:
+    alert_firing: float = 90.0
+    webhook: float = 120.0
+    enrichment: float = 90.0
+    resolve: float = 150.0
+
+
+def wait_for(stage: str, timeout: float, probe: Callable[[], T | None], console: Console, interval: float = 1.0) -> T:
+    """Poll probe until it returns a value other than None or False, or raise StageFailed naming the stage."""
+    started = time.monotonic()
+    with console.status(f"waiting for {stage} (up to {timeout:.0f} s)"):
+        while True:
+            value = probe()
+            if value:
+                console.print(f"[green]✓[/green] {stage} after {time.monotonic() - started:.1f} s")
+                return value
+            if time.monotonic() - started > timeout:
+                raise StageFailed(stage, timeout)
+            time.sleep(interval)
+
+
+def _alert_firing(prometheus: PrometheusClient) -> bool:
+    return any(alert["labels"].get("alertname") == ALERT_NAME and alert["state"] == "firing" for alert in prometheus.alerts())
+
+
+def _incident_id(database: Database) -> int | None:
+    with database.session() as session:
+        return session.scalar(select(Incident.id).where(Incident.alertname == ALERT_NAME).order_by(Incident.id.desc()))
+
+
+def _entry_exists(database: Database, incident_id: int, step: str) -> bool:
+    with database.session() as session:
+        episode_id = session.scalar(
+            select(Episode.id).where(Episode.incident_id == incident_id).order_by(Episode.sequence.desc())
+        )
+        if episode_id is None:
+            return False
+        key = step_key(episode_id, step)
+        return session.scalar(select(TimelineEntry.id).where(TimelineEntry.idempotency_key == key)) is not None
+
+
+def _incident_resolved(database: Database, incident_id: int) -> bool:
+    with database.session() as session:
+        return session.get(Incident, incident_id).status == RESOLVED
+
+
+def print_timeline(database: Database, incident_id: int, console: Console) -> None:
+    with database.session() as session:
+        incident = session.get(Incident, incident_id)
+        entries = session.scalars(
+            select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
+        ).all()
+        table = Table(title=f"Incident {incident.id}: {incident.title} [{incident.status}]")
+        table.add_column("time (UTC)")
+        table.add_column("kind")
+        table.add_column("status")
+        table.add_column("entry")
+        for entry in entries:
+            table.add_row(entry.occurred_at.astimezone(UTC).strftime("%H:%M:%S"), entry.kind, entry.status, entry.title)
+    console.print(table)
+
+
+def run_demo(stack: Stack, console: Console, timeouts: Timeouts) -> int:
+    """Run the demo stages on a started stack and return the incident id."""
+    toyprod = httpx.Client(base_url=stack.urls["toyprod"], timeout=5)
+    prometheus = PrometheusClient(stack.urls["prometheus"])
+    database = Database(stack.database_url, pool_size=2)
+    stop_load = threading.Event()
+    load = threading.Thread(
+        target=run_load,
+        kwargs={
+            "url": f"{stack.urls['toyprod']}/orders",
+            "rate_per_s": LOAD_RATE_PER_S,
+            "duration_s": LOAD_MAX_SECONDS,
+            "concurrency": 32,
+            "progress": False,
+            "stop_event": stop_load,
+        },
+        name="demo-load",
+        daemon=True,
+    )
+    try:
+        load.start()
+        console.print(f"driving {LOAD_RATE_PER_S} requests/s at {stack.urls['toyprod']}/orders")
+        time.sleep(5)
+
+        toyprod.put("/chaos", json={"latency_ms": FAULT_LATENCY_MS}).raise_for_status()
+        console.print(f"injected {FAULT_LATENCY_MS} ms of extra latency into toyprod at {datetime.now(UTC):%H:%M:%S} UTC")
+        wait_for(f"{ALERT_NAME} firing in Prometheus", timeouts.alert_firing, lambda: _alert_firing(prometheus), console)
+        incident_id = wait_for("the webhook from Alertmanager", timeouts.webhook, lambda: _incident_id(database), console)
+        wait_for(
+            "the enrichment pipeline's summary",
+            timeouts.enrichment,
+            lambda: _entry_exists(database, incident_id, "summary"),
+            console,
+        )
+
+        toyprod.delete("/chaos").raise_for_status()
+        console.print(f"cleared the fault at {datetime.now(UTC):%H:%M:%S} UTC")
+        wait_for(
+            "the resolved notification", timeouts.resolve, lambda: _incident_resolved(database, incident_id), console
+        )
+        wait_for(
+            "the resolution entry", timeouts.enrichment, lambda: _entry_exists(database, incident_id, "resolution"), console
+        )
+        print_timeline(database, incident_id, console)
+        return incident_id
+    finally:
+        stop_load.set()
+        load.join(timeout=15)
+        toyprod.close()
+        prometheus.close()
+        database.dispose()
+
+
+@click.command("demo")
+@STATE_DIR_OPTION
+@click.option("--keep-running", is_flag=True, help="Leave the stack running after the demo until Ctrl-C.")
+@click.option("--verbose", is_flag=True, help="Print every component's log lines as well.")
+def demo_command(state_dir: Path, keep_running: bool, verbose: bool) -> None:
+    """Inject a latency fault into toyprod and follow the incident from alert to resolve."""
+    console = Console(highlight=False)
+    started = time.monotonic()
+    stack = Stack(state_dir / "demo", profile="demo", ports=Ports(), echo=verbose, console=console)
+    console.print(f"starting the stack (demo profile); logs in {stack.state_dir / 'logs'}")
+    try:
+        stack.start()
+    except ComponentFailed as exc:
+        raise click.ClickException(str(exc)) from None
+
+    try:
+        incident_id = run_demo(stack, console, Timeouts())
+    except StageFailed as exc:
+        console.print(f"[red]{exc}[/red]; component logs are in {stack.state_dir / 'logs'}")
+        stack.stop()
+        raise SystemExit(1) from None
+    except BaseException:
+        stack.stop()
+        raise
+
+    console.print(f"incident {incident_id} fired and resolved in {time.monotonic() - started:.0f} s")
+    console.print(f"portal: http://127.0.0.1:{stack.ports.api}/incidents/{incident_id}")
+    if keep_running:
+        console.print("the stack keeps running; press Ctrl-C to stop it")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    stack.stop()

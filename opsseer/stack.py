@@ -1,0 +1,352 @@
+"""The local OpsSeer stack: every component as a process bound to 127.0.0.1, with its state in one directory.
+
+Layout of the state directory:
+    logs/<component>.log     each component's output
+    postgres/                PostgreSQL data (a symlink when the directory is not reachable by the postgres user)
+    redis/                   Redis append-only file
+    prometheus/, alertmanager/  their configs and storage
+    secrets/                 generated webhook token and database password (mode 600)
+"""
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import click
+import httpx
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from alerting.render import write_alertmanager_config, write_prometheus_config
+from functions.migrations import upgrade
+from functions.triggers import WEBHOOK_PATH
+from opsseer.postgres import FAST_UNSAFE_OPTIONS, create_database, init_cluster, postgres_component
+from opsseer.supervisor import Component, ComponentFailed, Supervisor
+
+logger = logging.getLogger(__name__)
+
+PROFILES = ("production", "demo")
+# Settings the demo profile changes so that a whole incident fits in a few minutes.
+PROFILE_ENV = {
+    "production": {},
+    "demo": {"OPSSEER_SNAPSHOT_LOOKBACK_SECONDS": "300", "OPSSEER_PIPELINE_SWEEP_INTERVAL_SECONDS": "10"},
+}
+ALERTMANAGER_BIN = "prometheus-alertmanager"
+PROMETHEUS_BIN = "prometheus"
+REDIS_BIN = "redis-server"
+
+
+@dataclass(frozen=True)
+class Ports:
+    api: int = 8080
+    toyprod: int = 8081
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    flower: int = 5555
+    postgres: int = 55432
+    redis: int = 56379
+
+    @classmethod
+    def free(cls) -> "Ports":
+        """Pick a free loopback port for every component."""
+        return cls(**{item.name: free_port() for item in fields(cls)})
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=2).status_code == 200
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+class Stack:
+    """Start and stop the components; the same code serves `opsseer up`, `opsseer demo` and the tests."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        profile: str = "production",
+        ports: Ports | None = None,
+        echo: bool = True,
+        fast_unsafe_postgres: bool = False,
+        console: Console | None = None,
+    ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        self.state_dir = state_dir.resolve()
+        self.profile = profile
+        self.ports = ports or Ports()
+        self.fast_unsafe_postgres = fast_unsafe_postgres
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.state_dir / "logs", echo=echo, console=console)
+        self.webhook_token = os.environ.get("OPSSEER_WEBHOOK_TOKEN") or _read_or_create_secret(
+            self.state_dir / "secrets" / "webhook_token"
+        )
+        self.cluster = None
+
+    # URLs and settings
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {
+            "portal": f"http://127.0.0.1:{self.ports.api}/incidents",
+            "trigger": f"http://127.0.0.1:{self.ports.api}{WEBHOOK_PATH}",
+            "toyprod": f"http://127.0.0.1:{self.ports.toyprod}",
+            "prometheus": f"http://127.0.0.1:{self.ports.prometheus}",
+            "alertmanager": f"http://127.0.0.1:{self.ports.alertmanager}",
+            "flower": f"http://127.0.0.1:{self.ports.flower}",
+            "postgres": f"postgresql://127.0.0.1:{self.ports.postgres}/opsseer",
+            "redis": f"redis://127.0.0.1:{self.ports.redis}/0",
+        }
+
+    @property
+    def database_url(self) -> str:
+        return self.cluster.url
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports.redis}/0"
+
+    def settings_env(self) -> dict[str, str]:
+        """Return the OPSSEER_* variables the trigger and the workers run with."""
+        return {
+            "OPSSEER_DATABASE_URL": self.database_url,
+            "OPSSEER_BROKER_URL": self.broker_url,
+            "OPSSEER_WEBHOOK_TOKEN": self.webhook_token,
+            "OPSSEER_PROMETHEUS_URL": self.urls["prometheus"],
+            "OPSSEER_PORTAL_URL": f"http://127.0.0.1:{self.ports.api}",
+            **PROFILE_ENV[self.profile],
+        }
+
+    # Components
+
+    def start_postgres(self) -> None:
+        self.cluster = init_cluster(self.state_dir, self.ports.postgres)
+        options = FAST_UNSAFE_OPTIONS if self.fast_unsafe_postgres else ()
+        self.supervisor.start(postgres_component(self.cluster, extra_options=options))
+        create_database(self.cluster)
+        upgrade(self.database_url)
+
+    def start_redis(self) -> None:
+        directory = self.state_dir / "redis"
+        directory.mkdir(exist_ok=True)
+        client = redis.Redis(host="127.0.0.1", port=self.ports.redis, socket_connect_timeout=1)
+        self.supervisor.start(
+            Component(
+                name="redis",
+                argv=[
+                    REDIS_BIN,
+                    "--bind", "127.0.0.1",
+                    "--port", str(self.ports.redis),
+                    "--dir", str(directory),
+                    "--appendonly", "yes",
+                    "--save", "",
+                    "--protected-mode", "yes",
+                ],
+                url=self.urls["redis"],
+                ready=client.ping,
+                ready_timeout=30,
+            )
+        )
+
+    def start_prometheus(self) -> None:
+        directory = self.state_dir / "prometheus"
+        config = write_prometheus_config(
+            directory,
+            profile=self.profile,
+            prometheus_port=self.ports.prometheus,
+            alertmanager_port=self.ports.alertmanager,
+            toyprod_port=self.ports.toyprod,
+            api_port=self.ports.api,
+            flower_port=self.ports.flower,
+        )
+        self.supervisor.start(
+            Component(
+                name="prometheus",
+                argv=[
+                    PROMETHEUS_BIN,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+                    "--log.level=warn",
+                ],
+                url=self.urls["prometheus"],
+                ready=lambda: http_ok(f"{self.urls['prometheus']}/-/ready"),
+                ready_timeout=60,
+            )
+        )
+
+    def start_alertmanager(self) -> None:
+        directory = self.state_dir / "alertmanager"
+        config = write_alertmanager_config(
+            directory,
+            profile=self.profile,
+            webhook_url=self.urls["trigger"],
+            token_file=self.state_dir / "secrets" / "webhook_token",
+        )
+        self.supervisor.start(
+            Component(
+                name="alertmanager",
+                argv=[
+                    ALERTMANAGER_BIN,
+                    f"--config.file={config}",
+                    f"--storage.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
+                    # Empty: no HA gossip, which would otherwise listen on port 9094 on every interface.
+                    "--cluster.listen-address=",
+                    "--log.level=warn",
+                ],
+                url=self.urls["alertmanager"],
+                ready=lambda: http_ok(f"{self.urls['alertmanager']}/-/ready"),
+                ready_timeout=60,
+            )
+        )
+
+    def _python(self, name: str, args: list[str], **kwargs) -> Component:
+        return Component(name=name, argv=[sys.executable, "-m", *args], env=self.settings_env(), **kwargs)
+
+    def start_toyprod(self) -> None:
+        self.supervisor.start(
+            self._python(
+                "toyprod",
+                ["opsseer", "toyprod", "--host", "127.0.0.1", "--port", str(self.ports.toyprod)],
+                url=self.urls["toyprod"],
+                ready=lambda: http_ok(f"{self.urls['toyprod']}/healthz"),
+            )
+        )
+
+    def start_api(self) -> None:
+        self.supervisor.start(
+            self._python(
+                "api",
+                ["opsseer", "api", "--host", "127.0.0.1", "--port", str(self.ports.api)],
+                url=f"http://127.0.0.1:{self.ports.api}",
+                ready=lambda: http_ok(f"http://127.0.0.1:{self.ports.api}/healthz"),
+            )
+        )
+
+    def start_worker(self) -> None:
+        self.supervisor.start(
+            self._python(
+                "worker",
+                ["celery", "-A", "functions.celery_app", "worker", "--loglevel=INFO", "--concurrency=2",
+                 "--hostname=worker@opsseer", "--without-gossip", "--without-mingle"],
+                ready_log=r"worker@opsseer ready\.",
+                ready_timeout=90,
+            )
+        )
+
+    def start_beat(self) -> None:
+        self.supervisor.start(
+            self._python(
+                "beat",
+                ["celery", "-A", "functions.celery_app", "beat", "--loglevel=INFO",
+                 f"--schedule={self.state_dir / 'celerybeat-schedule'}"],
+                ready_log=r"beat: Starting",
+            )
+        )
+
+    def start_flower(self) -> None:
+        self.supervisor.start(
+            self._python(
+                "flower",
+                ["celery", "-A", "functions.celery_app", "flower", "--address=127.0.0.1", f"--port={self.ports.flower}"],
+                url=self.urls["flower"],
+                ready=lambda: http_ok(f"{self.urls['flower']}/healthcheck"),
+                ready_timeout=60,
+            )
+        )
+
+    def start(self) -> None:
+        """Start every component in dependency order; on failure stop what started and re-raise."""
+        try:
+            for start in (
+                self.start_postgres,
+                self.start_redis,
+                self.start_toyprod,
+                self.start_api,
+                self.start_worker,
+                self.start_beat,
+                self.start_flower,
+                self.start_alertmanager,
+                self.start_prometheus,
+            ):
+                start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+    def print_urls(self, console: Console) -> None:
+        table = Table(title=f"OpsSeer stack ({self.profile} profile), state in {self.state_dir}")
+        table.add_column("component")
+        table.add_column("URL")
+        for name, url in self.urls.items():
+            table.add_row(name, url)
+        console.print(table)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into the same clean shutdown as Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: os.environ.get("OPSSEER_STATE_DIR", ".opsseer"),
+    show_default=".opsseer or $OPSSEER_STATE_DIR",
+    help="Directory for every component's data, configuration and logs.",
+)
+
+
+@click.command("up")
+@STATE_DIR_OPTION
+@click.option("--profile", type=click.Choice(PROFILES), default="production", show_default=True,
+              help="Rule and timing profile: demo uses 1 s scrapes and short alert windows.")
+def up_command(state_dir: Path, profile: str) -> None:
+    """Start every component as a local process bound to 127.0.0.1; Ctrl-C stops them all."""
+    console = Console(highlight=False)
+    stack = Stack(state_dir, profile=profile, ports=Ports(), console=console)
+    try:
+        stack.start()
+    except ComponentFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    stack.print_urls(console)
+    console.print("Press Ctrl-C to stop.")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            failed = stack.supervisor.failed()
+            if failed is not None:
+                tail = "\n".join(failed.tail)
+                stack.stop()
+                raise click.ClickException(f"{failed.name} exited with code {failed.popen.returncode}:\n{tail}")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+        stack.stop()

@@ -1,0 +1,86 @@
+"""Session fixtures: real PostgreSQL and Redis (and, on demand, Prometheus, Alertmanager and a Celery worker)
+started on free loopback ports through the same Stack code that `opsseer up` uses."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from functions.db import Database
+from functions.settings import Settings, get_settings
+from opsseer.stack import Ports, Stack
+
+TABLES = "incidents, episodes, alerts, timeline_entries, attachments, webhook_deliveries, function_runs"
+TEST_TOKEN = "test-webhook-token"
+
+# Retries in tests are short and few, so failure paths finish in seconds.
+TEST_ENV = {
+    "OPSSEER_TASK_MAX_RETRIES": "2",
+    "OPSSEER_TASK_RETRY_BACKOFF_SECONDS": "0.2",
+    "OPSSEER_TASK_RETRY_BACKOFF_MAX_SECONDS": "1",
+    "OPSSEER_WEBHOOK_TOKEN": TEST_TOKEN,
+}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack on free ports; each test module starts only the components it needs."""
+    state_dir: Path = tmp_path_factory.mktemp("stack")
+    saved = dict(os.environ)
+    os.environ.update(TEST_ENV)
+    stack = Stack(state_dir, profile="demo", ports=Ports.free(), echo=False, fast_unsafe_postgres=True)
+    stack.start_postgres()
+    stack.start_redis()
+    os.environ.update(stack.settings_env())
+    get_settings.cache_clear()
+    yield stack
+    stack.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def session_database(stack: Stack) -> Iterator[Database]:
+    database = Database(stack.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def database(session_database: Database) -> Database:
+    """The incident store, emptied before the test."""
+    with session_database.session() as session:
+        # A session a previous test leaked would block TRUNCATE forever; fail fast and loudly instead.
+        session.execute(text("SET LOCAL lock_timeout = '10s'"))
+        session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    return session_database
+
+
+def _started(stack: Stack, name: str, start) -> Stack:
+    if not any(process.name == name for process in stack.supervisor.processes):
+        start()
+    return stack
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack) -> Stack:
+    """A real Celery worker process consuming from the test Redis."""
+    return _started(stack, "worker", stack.start_worker)
+
+
+@pytest.fixture(scope="session")
+def toyprod(stack: Stack) -> Stack:
+    return _started(stack, "toyprod", stack.start_toyprod)
+
+
+@pytest.fixture(scope="session")
+def prometheus(toyprod: Stack) -> Stack:
+    return _started(toyprod, "prometheus", toyprod.start_prometheus)
