@@ -2,6 +2,7 @@
 started on free loopback ports through the same Stack code that `opsseer up` uses."""
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from functions.db import Database
+from functions.prometheus import PrometheusClient
 from functions.settings import Settings, get_settings
 from opsseer.stack import Ports, Stack
 
@@ -83,4 +85,11 @@ def toyprod(stack: Stack) -> Stack:
 
 @pytest.fixture(scope="session")
 def prometheus(toyprod: Stack) -> Stack:
-    return _started(toyprod, "prometheus", toyprod.start_prometheus)
+    """Prometheus with the demo profile, after its first successful scrape of toyprod."""
+    _started(toyprod, "prometheus", toyprod.start_prometheus)
+    with PrometheusClient(toyprod.urls["prometheus"]) as client:
+        deadline = time.monotonic() + 30
+        while not client.query('up{job="toyprod"} == 1'):
+            assert time.monotonic() < deadline, "Prometheus did not scrape toyprod within 30 s"
+            time.sleep(0.5)
+    return toyprod

@@ -1,0 +1,145 @@
+"""The Celery pipelines on a real worker, Redis, PostgreSQL and Prometheus."""
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote_plus
+
+import pytest
+from sqlalchemy import func, select
+
+from functions.models import Attachment, FunctionRun, TimelineEntry
+from functions.settings import get_settings
+from functions.tasks import pipelines, snapshot
+from opsseer.server import celery_enqueue
+from tests.functions.helpers import T0, Trigger, alert, payload, resolved
+
+EXPECTED_STEPS = {
+    "alert": "ok",
+    "snapshot": "ok",
+    "forecast": "not_configured",
+    "runbook": "not_configured",
+    "notify": "not_configured",
+    "summary": "ok",
+}
+
+
+@pytest.fixture
+def trigger(settings, database) -> Trigger:
+    live = Trigger(settings, database)
+    live.app.state.enqueue = celery_enqueue
+    return live
+
+
+def _entries(database, incident_id: int = 1) -> dict[str, TimelineEntry]:
+    with database.session() as session:
+        rows = session.scalars(select(TimelineEntry).where(TimelineEntry.incident_id == incident_id)).all()
+    return {row.kind: row for row in rows}
+
+
+def _wait_for_entry(database, kind: str, timeout: float = 60.0) -> dict[str, TimelineEntry]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entries = _entries(database)
+        if kind in entries:
+            return entries
+        time.sleep(0.3)
+    raise AssertionError(f"no {kind} entry within {timeout} s; entries: {sorted(_entries(database))}")
+
+
+def _live_alert(prometheus_url: str, **kwargs):
+    item = alert(starts_at=datetime.now(UTC) - timedelta(seconds=20), **kwargs)
+    expression = quote_plus('up{job="toyprod"} > 0')
+    item["generatorURL"] = f"{prometheus_url}/graph?g0.expr={expression}&g0.tab=1"
+    return item
+
+
+def test_enrichment_pipeline_records_every_step(worker, prometheus, trigger, database):
+    trigger.send(payload(_live_alert(prometheus.urls["prometheus"])))
+
+    entries = _wait_for_entry(database, "summary")
+
+    assert {kind: entry.status for kind, entry in entries.items()} == EXPECTED_STEPS
+    assert entries["snapshot"].payload["query"] == 'up{job="toyprod"}'
+    assert entries["snapshot"].payload["threshold"] == 0
+    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "not_configured", "runbook": "not_configured", "notify": "not_configured"}
+    with database.session() as session:
+        chart = session.get(Attachment, entries["snapshot"].payload["attachment_id"])
+        assert chart.content_type == "image/png"
+        assert chart.data.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(chart.data) > 5000
+
+
+def test_pipeline_run_twice_adds_nothing(worker, prometheus, trigger, database):
+    trigger.send(payload(_live_alert(prometheus.urls["prometheus"])))
+    _wait_for_entry(database, "summary")
+    with database.session() as session:
+        before = session.scalar(select(func.count()).select_from(TimelineEntry))
+        episode_id = session.scalar(select(TimelineEntry.episode_id).where(TimelineEntry.kind == "summary"))
+
+    pipelines.enrichment_canvas(episode_id).apply_async().get(timeout=60)
+
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(TimelineEntry)) == before
+        assert session.scalar(select(func.count()).select_from(Attachment)) == 1
+
+
+def test_resolve_records_duration(worker, trigger, database):
+    trigger.send(payload(alert()))
+    trigger.send(payload(resolved(ends_at=T0 + timedelta(seconds=95))))
+
+    entries = _wait_for_entry(database, "resolution")
+
+    assert entries["resolution"].payload["duration_seconds"] == 95
+    assert entries["resolution"].title == "Resolved after 1m 35s"
+    assert _wait_for_entry(database, "notify_resolved")["notify_resolved"].status == "not_configured"
+
+
+@pytest.fixture
+def dead_prometheus(monkeypatch):
+    monkeypatch.setenv("OPSSEER_PROMETHEUS_URL", "http://127.0.0.1:1")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_snapshot_retries_then_records_failure(settings, database, dead_prometheus):
+    trigger = Trigger(settings, database)
+    body = trigger.send(payload(alert()))
+    episode_id = body["opened_episodes"][0]
+
+    result = snapshot.capture_snapshot.apply(args=[episode_id]).get()
+
+    assert result == {"step": "snapshot", "status": "failed"}
+    entry = _entries(database)["snapshot"]
+    assert entry.status == "failed"
+    assert "after 3 attempts" in entry.title
+    assert "127.0.0.1:1" in entry.payload["error"]
+    with database.session() as session:
+        states = session.scalars(select(FunctionRun.state).order_by(FunctionRun.id)).all()
+    assert states == ["retrying", "retrying", "failed"]
+
+
+def test_failed_step_still_gets_summary(settings, database, dead_prometheus):
+    trigger = Trigger(settings, database)
+    episode_id = trigger.send(payload(alert()))["opened_episodes"][0]
+
+    pipelines.enrichment_canvas(episode_id).apply().get()
+
+    summary = _entries(database)["summary"]
+    assert summary.status == "failed"
+    assert summary.payload["steps"]["snapshot"] == "failed"
+    assert summary.payload["steps"]["notify"] == "not_configured"
+
+
+def test_retry_countdown_backs_off_exponentially(settings):
+    task = snapshot.capture_snapshot
+    countdowns = []
+    for retries in range(5):
+        task.push_request(retries=retries)
+        countdowns.append(task.retry_countdown())
+        task.pop_request()
+
+    assert countdowns == [0.2, 0.4, 0.8, 1.0, 1.0]
+    assert os.environ["OPSSEER_TASK_RETRY_BACKOFF_MAX_SECONDS"] == "1"
