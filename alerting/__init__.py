@@ -1,0 +1,1 @@
+"""Prometheus and Alertmanager configuration for OpsSeer: SLI recording rules, SLO alerts and their renderer."""

@@ -1,0 +1,1 @@
+"""Toyprod: the demo production service that OpsSeer watches, with chaos modes and a load generator."""
