@@ -45,13 +45,16 @@ REDIS_BIN = "redis-server"
 
 @dataclass(frozen=True)
 class Ports:
-    api: int = 8080
-    toyprod: int = 8081
-    prometheus: int = 9090
-    alertmanager: int = 9093
-    flower: int = 5555
-    postgres: int = 55432
-    redis: int = 56379
+    """Loopback ports. The defaults are each component's usual port plus 10000, so the stack can run beside
+    system services (Debian's prometheus and postgresql packages start on the usual ports)."""
+
+    api: int = 18080
+    toyprod: int = 18081
+    prometheus: int = 19090
+    alertmanager: int = 19093
+    flower: int = 15555
+    postgres: int = 15432
+    redis: int = 16379
 
     @classmethod
     def free(cls) -> "Ports":
