@@ -17,12 +17,19 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from functions.alertmanager import ParsedAlert, ParsedWebhook
 from functions.models import FIRING, RESOLVED, Alert, Episode, Incident, TimelineEntry, WebhookDelivery
+
+# Core tables: the hot path skips the ORM's unit of work, which would issue one statement per changed row.
+ALERTS = Alert.__table__
+DELIVERIES = WebhookDelivery.__table__
+EPISODES = Episode.__table__
+INCIDENTS = Incident.__table__
+TIMELINE = TimelineEntry.__table__
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,25 @@ class DeliveryResult:
 
 
 @dataclass(slots=True)
+class _IncidentState:
+    """The incident columns the correlation reads and writes; `touched` marks rows to write back."""
+
+    id: int
+    fingerprint: str
+    alertname: str
+    title: str
+    labels: dict
+    annotations: dict
+    status: str
+    resolved_at: datetime | None
+    last_started_at: datetime
+    last_notified_at: datetime
+    stale_since: datetime | None
+    episode_count: int
+    touched: bool = False
+
+
+@dataclass(slots=True)
 class _EpisodeState:
     """An episode as the correlation sees it; id is None until inserted."""
 
@@ -64,9 +90,14 @@ class _EpisodeState:
 
 
 def record_delivery(session: Session, *, webhook: ParsedWebhook, body: bytes, received_at: datetime) -> DeliveryResult:
-    """Store the raw delivery and apply its alerts in the caller's transaction."""
-    delivery_id = session.execute(
-        insert(WebhookDelivery)
+    """Store the raw delivery and apply its alerts in the caller's transaction.
+
+    The statement count does not grow with the number of alerts: rows are read and written in batches,
+    which keeps a 100-alert group about as cheap as a single alert.
+    """
+    connection = session.connection()
+    delivery_id = connection.execute(
+        insert(DELIVERIES)
         .values(
             body=body,
             receiver=webhook.receiver,
@@ -77,7 +108,7 @@ def record_delivery(session: Session, *, webhook: ParsedWebhook, body: bytes, re
             external_url=webhook.external_url,
             received_at=received_at,
         )
-        .returning(WebhookDelivery.id)
+        .returning(DELIVERIES.c.id)
     ).scalar_one()
     result = DeliveryResult(delivery_id=delivery_id)
     if webhook.truncated_alerts:
@@ -90,25 +121,25 @@ def record_delivery(session: Session, *, webhook: ParsedWebhook, body: bytes, re
     if not webhook.alerts:
         return result
 
-    incidents = _lock_incidents(session, webhook.alerts, received_at)
-    episodes = _load_episodes(session, webhook.alerts, incidents)
+    incidents = _lock_incidents(connection, webhook.alerts, received_at)
+    episodes = _load_episodes(connection, webhook.alerts, incidents)
 
-    alert_rows = []
+    decisions = []
     for alert in webhook.alerts:
         incident = incidents[alert.fingerprint]
-        history = episodes[incident.id]
-        outcome, episode = _apply(alert, history, received_at)
+        outcome, episode = _apply(alert, episodes[incident.id], received_at)
         result.outcomes.append(outcome)
-        alert_rows.append((alert, incident, episode, outcome))
-        if outcome in (IGNORED_STALE,):
+        decisions.append((alert, incident, episode, outcome))
+        if outcome in (IGNORED_STALE, RESOLVED_DUPLICATE):
             continue
-        if outcome not in (RESOLVED_DUPLICATE,):
-            incident.last_notified_at = received_at
-            incident.stale_since = None
+        # A firing duplicate is Alertmanager's repeat notification: proof of life that clears staleness.
+        incident.last_notified_at = received_at
+        incident.stale_since = None
+        incident.touched = True
 
-    _write_episodes(session, incidents, episodes, received_at, result)
-    session.execute(
-        insert(Alert),
+    _write_episodes(connection, incidents, episodes, result)
+    connection.execute(
+        insert(ALERTS),
         [
             {
                 "delivery_id": delivery_id,
@@ -124,13 +155,13 @@ def record_delivery(session: Session, *, webhook: ParsedWebhook, body: bytes, re
                 "outcome": outcome,
                 "received_at": received_at,
             }
-            for alert, incident, episode, outcome in alert_rows
+            for alert, incident, episode, outcome in decisions
         ],
     )
     return result
 
 
-def _lock_incidents(session: Session, alerts: list[ParsedAlert], received_at: datetime) -> dict[str, Incident]:
+def _lock_incidents(connection: Connection, alerts: list[ParsedAlert], received_at: datetime) -> dict[str, _IncidentState]:
     """Create incidents for unseen fingerprints, then lock every incident of the delivery."""
     first_by_fingerprint: dict[str, ParsedAlert] = {}
     for alert in alerts:
@@ -158,34 +189,37 @@ def _lock_incidents(session: Session, alerts: list[ParsedAlert], received_at: da
                 "episode_count": 0,
             }
         )
-    session.execute(pg_insert(Incident).on_conflict_do_nothing(index_elements=["fingerprint"]), new_rows)
+    connection.execute(pg_insert(INCIDENTS).on_conflict_do_nothing(index_elements=["fingerprint"]), new_rows)
 
-    rows = session.scalars(
-        select(Incident)
-        .where(Incident.fingerprint.in_(fingerprints))
-        .order_by(Incident.fingerprint)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    columns = [INCIDENTS.c[name] for name in _IncidentState.__dataclass_fields__ if name != "touched"]
+    rows = connection.execute(
+        select(*columns).where(INCIDENTS.c.fingerprint.in_(fingerprints)).order_by(INCIDENTS.c.fingerprint).with_for_update()
     )
-    return {incident.fingerprint: incident for incident in rows}
+    return {row.fingerprint: _IncidentState(**row._mapping) for row in rows}
 
 
 def _load_episodes(
-    session: Session, alerts: list[ParsedAlert], incidents: dict[str, Incident]
+    connection: Connection, alerts: list[ParsedAlert], incidents: dict[str, _IncidentState]
 ) -> dict[int, list[_EpisodeState]]:
     """Load the latest episode of each incident and any episode whose start matches an alert's startsAt."""
     incident_ids = [incident.id for incident in incidents.values()]
     starts = {(incidents[alert.fingerprint].id, alert.starts_at) for alert in alerts}
     latest = (
-        select(Episode.id)
-        .where(Episode.incident_id.in_(incident_ids))
-        .distinct(Episode.incident_id)
-        .order_by(Episode.incident_id, Episode.sequence.desc())
+        select(EPISODES.c.id)
+        .where(EPISODES.c.incident_id.in_(incident_ids))
+        .distinct(EPISODES.c.incident_id)
+        .order_by(EPISODES.c.incident_id, EPISODES.c.sequence.desc())
     )
-    rows = session.scalars(
-        select(Episode).where(
-            or_(Episode.id.in_(latest), tuple_(Episode.incident_id, Episode.started_at).in_(list(starts)))
-        )
+    rows = connection.execute(
+        select(
+            EPISODES.c.id,
+            EPISODES.c.incident_id,
+            EPISODES.c.sequence,
+            EPISODES.c.started_at,
+            EPISODES.c.ended_at,
+            EPISODES.c.firing_seen,
+            EPISODES.c.annotations,
+        ).where(or_(EPISODES.c.id.in_(latest), tuple_(EPISODES.c.incident_id, EPISODES.c.started_at).in_(list(starts))))
     )
 
     history: dict[int, list[_EpisodeState]] = {incident_id: [] for incident_id in incident_ids}
@@ -244,56 +278,85 @@ def _append(history: list[_EpisodeState], alert: ParsedAlert, sequence: int, *, 
 
 
 def _write_episodes(
-    session: Session,
-    incidents: dict[str, Incident],
+    connection: Connection,
+    incidents: dict[str, _IncidentState],
     episodes: dict[int, list[_EpisodeState]],
-    received_at: datetime,
     result: DeliveryResult,
 ) -> None:
-    """Insert new episodes, close resolved ones, and bring each incident row up to date."""
+    """Insert new episodes, close resolved ones, and write back each touched incident, in three batches."""
     incidents_by_id = {incident.id: incident for incident in incidents.values()}
-    timeline_rows = []
+    new_episodes: list[tuple[_IncidentState, _EpisodeState]] = []
+    closed: list[_EpisodeState] = []
     for incident_id, history in episodes.items():
         incident = incidents_by_id[incident_id]
         for episode in history:
             if not episode.changed:
                 continue
             if episode.id is None:
-                episode.id = session.execute(
-                    insert(Episode)
-                    .values(
-                        incident_id=incident_id,
-                        sequence=episode.sequence,
-                        status=FIRING if episode.is_open else RESOLVED,
-                        started_at=episode.started_at,
-                        ended_at=episode.ended_at,
-                        firing_seen=episode.firing_seen,
-                        annotations=episode.annotations,
-                    )
-                    .returning(Episode.id)
-                ).scalar_one()
-                timeline_rows.append(_opened_entry(incident, episode))
-                if episode.is_open:
-                    result.opened_episode_ids.append(episode.id)
-                else:
-                    result.resolved_episode_ids.append(episode.id)
+                new_episodes.append((incident, episode))
             else:
-                session.execute(
-                    update(Episode)
-                    .where(and_(Episode.id == episode.id, Episode.ended_at.is_(None)))
-                    .values(status=RESOLVED, ended_at=episode.ended_at)
-                )
-                result.resolved_episode_ids.append(episode.id)
-
-        if history:
+                closed.append(episode)
+        if any(episode.changed for episode in history):
             _refresh_incident(incident, history)
-    if timeline_rows:
-        session.execute(pg_insert(TimelineEntry).on_conflict_do_nothing(index_elements=["idempotency_key"]), timeline_rows)
-    session.flush()
+
+    if new_episodes:
+        inserted = connection.execute(
+            insert(EPISODES).returning(EPISODES.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "incident_id": incident.id,
+                    "sequence": episode.sequence,
+                    "status": FIRING if episode.is_open else RESOLVED,
+                    "started_at": episode.started_at,
+                    "ended_at": episode.ended_at,
+                    "firing_seen": episode.firing_seen,
+                    "annotations": episode.annotations,
+                }
+                for incident, episode in new_episodes
+            ],
+        ).scalars()
+        for (incident, episode), episode_id in zip(new_episodes, inserted, strict=True):
+            episode.id = episode_id
+            if episode.is_open:
+                result.opened_episode_ids.append(episode_id)
+            else:
+                result.resolved_episode_ids.append(episode_id)
+        connection.execute(
+            pg_insert(TIMELINE).on_conflict_do_nothing(index_elements=["idempotency_key"]),
+            [_opened_entry(incident, episode) for incident, episode in new_episodes],
+        )
+
+    if closed:
+        connection.execute(
+            update(EPISODES).where(EPISODES.c.id == bindparam("episode_id")).values(status=RESOLVED),
+            [{"episode_id": episode.id, "ended_at": episode.ended_at} for episode in closed],
+        )
+        result.resolved_episode_ids.extend(episode.id for episode in closed)
+
+    touched = [incident for incident in incidents.values() if incident.touched]
+    if touched:
+        connection.execute(
+            update(INCIDENTS).where(INCIDENTS.c.id == bindparam("incident_id")).values(updated_at=func.now()),
+            [
+                {
+                    "incident_id": incident.id,
+                    "status": incident.status,
+                    "resolved_at": incident.resolved_at,
+                    "last_started_at": incident.last_started_at,
+                    "last_notified_at": incident.last_notified_at,
+                    "stale_since": incident.stale_since,
+                    "episode_count": incident.episode_count,
+                    "annotations": incident.annotations,
+                    "title": incident.title,
+                }
+                for incident in touched
+            ],
+        )
 
 
-def _refresh_incident(incident: Incident, history: list[_EpisodeState]) -> None:
+def _refresh_incident(incident: _IncidentState, history: list[_EpisodeState]) -> None:
     latest = history[-1]
+    incident.touched = True
     incident.status = FIRING if latest.is_open else RESOLVED
     incident.resolved_at = latest.ended_at
     incident.last_started_at = latest.started_at
@@ -303,11 +366,12 @@ def _refresh_incident(incident: Incident, history: list[_EpisodeState]) -> None:
         incident.title = latest.annotations.get("summary") or incident.title
 
 
-def _opened_entry(incident: Incident, episode: _EpisodeState) -> dict:
+def _opened_entry(incident: _IncidentState, episode: _EpisodeState) -> dict:
+    name = incident.alertname or incident.fingerprint
     if episode.firing_seen:
-        title = f"Alert {incident.alertname or incident.fingerprint} firing (episode {episode.sequence})"
+        title = f"Alert {name} firing (episode {episode.sequence})"
     else:
-        title = f"Alert {incident.alertname or incident.fingerprint} received already resolved (episode {episode.sequence})"
+        title = f"Alert {name} received already resolved (episode {episode.sequence})"
     return {
         "incident_id": incident.id,
         "episode_id": episode.id,
@@ -320,7 +384,9 @@ def _opened_entry(incident: Incident, episode: _EpisodeState) -> dict:
             "started_at": episode.started_at.isoformat(),
             "firing_seen": episode.firing_seen,
             "labels": incident.labels,
+            # The payload is JSONB, which cannot hold U+0000; the exact text stays in the episode's annotations.
             "annotations": {key: value.replace("\x00", "\ufffd") for key, value in episode.annotations.items()},
         },
+        "model": None,
         "occurred_at": episode.started_at,
     }
