@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--burst-alerts", type=int, default=20000)
     parser.add_argument("--alerts-per-request", type=int, default=100)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--api-workers", type=int, default=2, help="opsseer api server processes.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="opsseer-bench-") as state_dir:
@@ -164,7 +165,7 @@ def main() -> None:
         try:
             stack.start_postgres()
             stack.start_redis()
-            stack.start_api()
+            stack.start_api(workers=args.api_workers)
             url = f"http://127.0.0.1:{stack.ports.api}{WEBHOOK_PATH}"
             headers = {"Authorization": f"Bearer {stack.webhook_token}", "Content-Type": "application/json"}
             database = Database(stack.database_url)

@@ -69,6 +69,7 @@ class _IncidentState:
     last_notified_at: datetime
     stale_since: datetime | None
     episode_count: int
+    is_new: bool = False
     touched: bool = False
 
 
@@ -189,21 +190,32 @@ def _lock_incidents(connection: Connection, alerts: list[ParsedAlert], received_
                 "episode_count": 0,
             }
         )
-    connection.execute(pg_insert(INCIDENTS).on_conflict_do_nothing(index_elements=["fingerprint"]), new_rows)
-
-    columns = [INCIDENTS.c[name] for name in _IncidentState.__dataclass_fields__ if name != "touched"]
-    rows = connection.execute(
-        select(*columns).where(INCIDENTS.c.fingerprint.in_(fingerprints)).order_by(INCIDENTS.c.fingerprint).with_for_update()
+    columns = [INCIDENTS.c[name] for name in _IncidentState.__dataclass_fields__ if name not in ("touched", "is_new")]
+    # Rows this statement inserts are locked by this transaction already, so only the others need FOR UPDATE.
+    created = connection.execute(
+        pg_insert(INCIDENTS).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(*columns), new_rows
     )
-    return {row.fingerprint: _IncidentState(**row._mapping) for row in rows}
+    incidents = {row.fingerprint: _IncidentState(**row._mapping, is_new=True) for row in created}
+    existing = [fingerprint for fingerprint in fingerprints if fingerprint not in incidents]
+    if existing:
+        rows = connection.execute(
+            select(*columns).where(INCIDENTS.c.fingerprint.in_(existing)).order_by(INCIDENTS.c.fingerprint).with_for_update()
+        )
+        incidents.update({row.fingerprint: _IncidentState(**row._mapping) for row in rows})
+    return incidents
 
 
 def _load_episodes(
     connection: Connection, alerts: list[ParsedAlert], incidents: dict[str, _IncidentState]
 ) -> dict[int, list[_EpisodeState]]:
     """Load the latest episode of each incident and any episode whose start matches an alert's startsAt."""
-    incident_ids = [incident.id for incident in incidents.values()]
-    starts = {(incidents[alert.fingerprint].id, alert.starts_at) for alert in alerts}
+    history: dict[int, list[_EpisodeState]] = {incident.id: [] for incident in incidents.values()}
+    incident_ids = [incident.id for incident in incidents.values() if not incident.is_new]
+    if not incident_ids:
+        return history
+    starts = {
+        (incidents[alert.fingerprint].id, alert.starts_at) for alert in alerts if not incidents[alert.fingerprint].is_new
+    }
     latest = (
         select(EPISODES.c.id)
         .where(EPISODES.c.incident_id.in_(incident_ids))
@@ -222,7 +234,6 @@ def _load_episodes(
         ).where(or_(EPISODES.c.id.in_(latest), tuple_(EPISODES.c.incident_id, EPISODES.c.started_at).in_(list(starts))))
     )
 
-    history: dict[int, list[_EpisodeState]] = {incident_id: [] for incident_id in incident_ids}
     for row in rows:
         history[row.incident_id].append(
             _EpisodeState(row.id, row.sequence, row.started_at, row.ended_at, row.firing_seen, row.annotations)

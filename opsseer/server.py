@@ -68,15 +68,28 @@ def create_app(settings: Settings, *, enqueue: Enqueue = celery_enqueue, databas
     return app
 
 
+def create_app_from_environment() -> FastAPI:
+    """Build the app from OPSSEER_* variables; the factory each uvicorn worker process calls."""
+    return create_app(get_settings())
+
+
 @click.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8080, show_default=True, type=int, help="TCP port to bind.")
-def api_command(host: str, port: int) -> None:
+@click.option("--port", default=18080, show_default=True, type=int, help="TCP port to bind.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Number of server processes.")
+def api_command(host: str, port: int, workers: int) -> None:
     """Serve the Alertmanager trigger and the portal."""
     try:
-        settings = get_settings()
-        app = create_app(settings)
+        create_app(get_settings())
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    logger.info("serving the trigger and portal on http://%s:%d", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    logger.info("serving the trigger and portal on http://%s:%d with %d worker processes", host, port, workers)
+    uvicorn.run(
+        "opsseer.server:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )

@@ -239,11 +239,11 @@ class Stack:
             )
         )
 
-    def start_api(self) -> None:
+    def start_api(self, workers: int = 1) -> None:
         self.supervisor.start(
             self._python(
                 "api",
-                ["opsseer", "api", "--host", "127.0.0.1", "--port", str(self.ports.api)],
+                ["opsseer", "api", "--host", "127.0.0.1", "--port", str(self.ports.api), "--workers", str(workers)],
                 url=f"http://127.0.0.1:{self.ports.api}",
                 ready=lambda: http_ok(f"http://127.0.0.1:{self.ports.api}/healthz"),
             )
