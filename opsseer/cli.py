@@ -16,6 +16,8 @@ from toyprod.cli import chaos_command, load_command, toyprod_command
 def cli(log_level: str) -> None:
     """OpsSeer: self-hosted incident response for SRE teams."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO, which would drown the readiness probes' and the load's progress.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 cli.add_command(api_command)

@@ -38,6 +38,9 @@ PROFILE_ENV = {
     "production": {},
     "demo": {"OPSSEER_SNAPSHOT_LOOKBACK_SECONDS": "300", "OPSSEER_PIPELINE_SWEEP_INTERVAL_SECONDS": "10"},
 }
+# Prometheus re-sends a firing alert to Alertmanager at most once per resend delay (default 1 m). The demo
+# shortens it, so an alert that fired while Alertmanager was still starting is delivered within seconds.
+PROMETHEUS_PROFILE_FLAGS = {"production": [], "demo": ["--rules.alert.resend-delay=2s"]}
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 PROMETHEUS_BIN = "prometheus"
 REDIS_BIN = "redis-server"
@@ -72,13 +75,18 @@ def http_ok(url: str) -> bool:
     return httpx.get(url, timeout=2).status_code == 200
 
 
+def _write_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(value)
+
+
 def _read_or_create_secret(path: Path) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_urlsafe(32)
-    path.write_text(value)
-    path.chmod(0o600)
+    _write_secret(path, value)
     return value
 
 
@@ -103,9 +111,10 @@ class Stack:
         self.fast_unsafe_postgres = fast_unsafe_postgres
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(self.state_dir / "logs", echo=echo, console=console)
-        self.webhook_token = os.environ.get("OPSSEER_WEBHOOK_TOKEN") or _read_or_create_secret(
-            self.state_dir / "secrets" / "webhook_token"
-        )
+        self.token_file = self.state_dir / "secrets" / "webhook_token"
+        self.webhook_token = os.environ.get("OPSSEER_WEBHOOK_TOKEN") or _read_or_create_secret(self.token_file)
+        # Alertmanager reads the token from this file, so it must hold the token in use.
+        _write_secret(self.token_file, self.webhook_token)
         self.cluster = None
 
     # URLs and settings
@@ -193,6 +202,7 @@ class Stack:
                     f"--storage.tsdb.path={directory / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
                     "--log.level=warn",
+                    *PROMETHEUS_PROFILE_FLAGS[self.profile],
                 ],
                 url=self.urls["prometheus"],
                 ready=lambda: http_ok(f"{self.urls['prometheus']}/-/ready"),
@@ -206,7 +216,7 @@ class Stack:
             directory,
             profile=self.profile,
             webhook_url=self.urls["trigger"],
-            token_file=self.state_dir / "secrets" / "webhook_token",
+            token_file=self.token_file,
         )
         self.supervisor.start(
             Component(
