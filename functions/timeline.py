@@ -10,6 +10,17 @@ from sqlalchemy.orm import Session
 from functions.models import Attachment, TimelineEntry
 
 
+def format_duration(seconds: float) -> str:
+    """Format seconds as the largest two units, such as "1h 5m" or "3m 12s"."""
+    whole = max(0, int(round(seconds)))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    largest_units = [f"{value}{unit}" for value, unit in parts if value][:2]
+    return " ".join(largest_units) or "0s"
+
+
 def step_key(episode_id: int, step: str) -> str:
     return f"episode:{episode_id}:{step}"
 

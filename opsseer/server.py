@@ -40,7 +40,8 @@ def create_app(settings: Settings, *, enqueue: Enqueue = celery_enqueue, databas
         yield
         app.state.database.dispose()
 
-    app = FastAPI(title="OpsSeer", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
+    # The interactive docs pages load their assets from a CDN, so only the OpenAPI document is served.
+    app = FastAPI(title="OpsSeer", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url)
     app.state.enqueue = enqueue

@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from functions import timeline
 from portal.serializers import attachment_url, isoformat_utc
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -16,16 +17,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def format_duration(seconds: float | None) -> str:
-    """Format seconds as the largest two units, such as "1h 5m" or "3m 12s". portal.js formats them the same way."""
-    if seconds is None:
-        return "–"
-    whole = max(0, int(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    largest_units = [f"{value}{unit}" for value, unit in parts if value][:2]
-    return " ".join(largest_units) or "0s"
+    """Format seconds like timeline titles do ("1h 5m"); portal.js formats them the same way."""
+    return "–" if seconds is None else timeline.format_duration(seconds)
 
 
 def format_time(value: datetime | None) -> str:

@@ -13,8 +13,7 @@ from functions.celery_app import app
 from functions.models import FIRING, Incident
 from functions.settings import get_settings
 from functions.tasks.base import OpsSeerTask, database
-from functions.tasks.summary import format_duration
-from functions.timeline import add_entry
+from functions.timeline import add_entry, format_duration
 
 logger = logging.getLogger(__name__)
 

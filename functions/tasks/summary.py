@@ -6,20 +6,9 @@ from sqlalchemy.orm import Session
 from functions.celery_app import app
 from functions.models import Episode, Incident, TimelineEntry
 from functions.tasks.base import OpsSeerTask, StepResult, run_step
-from functions.timeline import step_key
+from functions.timeline import format_duration, step_key
 
 ENRICHMENT_STEPS = ("snapshot", "forecast", "runbook", "notify")
-
-
-def format_duration(seconds: float) -> str:
-    """Format seconds as the largest two units, such as "1h 5m" or "3m 12s"."""
-    whole = int(round(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
-    return " ".join(shown) or "0s"
 
 
 def _summarize(session: Session, incident: Incident, episode: Episode) -> StepResult:

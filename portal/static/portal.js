@@ -7,7 +7,7 @@
   var RECONNECT_MAX_MS = 60000;
   var ATTACHMENT_PATH = /^\/api\/v1\/attachments\/[0-9]+$/;
 
-  // Same output as format_duration in portal/templating.py.
+  // Same output as format_duration in functions/timeline.py.
   function formatDuration(seconds) {
     var whole = Math.max(0, Math.floor(seconds));
     var parts = [
