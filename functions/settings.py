@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     # Required by the trigger (checked when its app is created); workers do not need it.
     webhook_token: SecretStr | None = Field(None, description="Bearer token Alertmanager must send to the trigger.")
 
-    prometheus_url: str = "http://127.0.0.1:9090"
-    portal_url: str = Field("http://127.0.0.1:8080", description="Public base URL of the portal, used in links.")
+    prometheus_url: str = "http://127.0.0.1:19090"
+    portal_url: str = Field("http://127.0.0.1:18080", description="Public base URL of the portal, used in links.")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0)
     stale_after_seconds: int = Field(DEFAULT_STALE_AFTER_SECONDS, gt=0)
     stale_check_interval_seconds: float = Field(60.0, gt=0)

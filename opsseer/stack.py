@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 import httpx
+import psycopg
 import redis
 from rich.console import Console
 from rich.table import Table
@@ -159,6 +160,10 @@ class Stack:
         self.supervisor.start(postgres_component(self.cluster, extra_options=options))
         create_database(self.cluster)
         upgrade(self.database_url)
+
+    def cluster_admin(self):
+        """Open an autocommit connection to the cluster's maintenance database."""
+        return psycopg.connect(self.cluster.libpq_url("postgres"), autocommit=True)
 
     def start_redis(self) -> None:
         directory = self.state_dir / "redis"
@@ -340,10 +345,11 @@ STATE_DIR_OPTION = click.option(
 @STATE_DIR_OPTION
 @click.option("--profile", type=click.Choice(PROFILES), default="production", show_default=True,
               help="Rule and timing profile: demo uses 1 s scrapes and short alert windows.")
-def up_command(state_dir: Path, profile: str) -> None:
+@click.option("--free-ports", is_flag=True, help="Pick free loopback ports instead of the defaults (18080, 19090, ...).")
+def up_command(state_dir: Path, profile: str, free_ports: bool) -> None:
     """Start every component as a local process bound to 127.0.0.1; Ctrl-C stops them all."""
     console = Console(highlight=False)
-    stack = Stack(state_dir, profile=profile, ports=Ports(), console=console)
+    stack = Stack(state_dir, profile=profile, ports=Ports.free() if free_ports else Ports(), console=console)
     try:
         stack.start()
     except ComponentFailed as exc:

@@ -15,7 +15,7 @@ from toyprod.load import DEFAULT_TIMEOUT_S, LoadResult, run_load
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TOYPROD_URL = "http://127.0.0.1:8081"
+DEFAULT_TOYPROD_URL = "http://127.0.0.1:18081"
 CHAOS_REQUEST_TIMEOUT_S = 5.0
 
 
@@ -35,7 +35,7 @@ def _validation_messages(error: ValidationError) -> str:
 
 @click.command("toyprod")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535), help="TCP port to bind.")
+@click.option("--port", default=18081, show_default=True, type=click.IntRange(1, 65535), help="TCP port to bind.")
 @click.option("--latency-ms", default=0.0, show_default=True, envvar="TOYPROD_LATENCY_MS",
               help="Initial fixed extra latency on /orders, in milliseconds.")
 @click.option("--sine-amplitude-ms", default=0.0, show_default=True, envvar="TOYPROD_SINE_AMPLITUDE_MS",
