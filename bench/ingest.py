@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from functions.db import Database
 from functions.models import Alert, Incident
 from functions.triggers import WEBHOOK_PATH
+from opsseer.postgres import remove_cluster
 from opsseer.stack import Ports, Stack
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -182,6 +183,8 @@ def main() -> None:
             database.dispose()
         finally:
             stack.stop()
+            if stack.cluster is not None:
+                remove_cluster(stack.cluster)
 
     results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 # Alertmanager writes Go's zero time.Time for "no end time", meaning the alert is ongoing.
 ZERO_TIME_YEAR = 1
 
+MAX_FINGERPRINT_LENGTH = 512
+
 # Version 3 has the same alert fields as version 4, which added groupKey and truncatedAlerts.
 SUPPORTED_VERSIONS = ("3", "4")
 
@@ -85,7 +87,8 @@ class AlertIn(BaseModel):
     startsAt: datetime | None = None
     endsAt: datetime | None = None
     generatorURL: Text = ""
-    fingerprint: Text | None = None
+    # The fingerprint is a unique index key, and PostgreSQL's B-tree entries are limited to about 2.7 kB.
+    fingerprint: Annotated[Text, Field(max_length=MAX_FINGERPRINT_LENGTH)] | None = None
 
 
 class WebhookIn(BaseModel):
@@ -95,7 +98,7 @@ class WebhookIn(BaseModel):
     receiver: Text = ""
     status: Text = ""
     groupKey: Text = ""
-    truncatedAlerts: int = Field(0, ge=0)
+    truncatedAlerts: int = Field(0, ge=0, le=2**31 - 1)
     externalURL: Text = ""
     groupLabels: Labels = Field(default_factory=dict)
     commonLabels: Labels = Field(default_factory=dict)

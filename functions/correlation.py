@@ -5,7 +5,7 @@ Rules, per alert, decided by the per-alert status (never the group status, never
   created resolved and flagged `opened_by_resolved`.
 - Firing while the latest episode is open is a duplicate (a repeat notification or an HA-pair copy).
 - Firing after the latest episode was resolved opens a new episode only when its startsAt is later than that
-  resolve; an older startsAt is a late copy or a stale replay and changes nothing.
+  resolve. An older startsAt is a late copy or a stale replay and changes nothing.
 - Resolved closes the open episode; resolving an episode that is already closed changes nothing.
 - An alert missing from a payload is never taken as resolved (truncated groups drop alerts).
 
@@ -45,7 +45,7 @@ IGNORED_STALE = "ignored_stale"
 
 @dataclass(slots=True)
 class DeliveryResult:
-    """What one delivery changed: ids of episodes whose pipelines must run."""
+    """The changes of one delivery: ids of episodes whose pipelines must run, and each alert's outcome."""
 
     delivery_id: int
     opened_episode_ids: list[int] = field(default_factory=list)
@@ -75,7 +75,7 @@ class _IncidentState:
 
 @dataclass(slots=True)
 class _EpisodeState:
-    """An episode as the correlation sees it; id is None until inserted."""
+    """The episode columns the correlation reads and writes. The id is None until the row is inserted."""
 
     id: int | None
     sequence: int

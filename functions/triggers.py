@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from kombu.exceptions import OperationalError as BrokerError
 from prometheus_client import Counter, Histogram
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from functions.alertmanager import ParsedWebhook, PayloadError, parse_webhook
@@ -106,7 +106,11 @@ async def _handle(request: Request) -> Response:
     # The database work is synchronous, so it runs in the thread pool and keeps the event loop free.
     try:
         result = await run_in_threadpool(_store, state.database, webhook, body, started)
-    except DBAPIError as exc:
+    except DataError as exc:
+        # A value PostgreSQL cannot store (out of range, oversized) is the sender's mistake: retrying cannot help.
+        logger.warning("delivery rejected by the incident store: %s", exc.orig)
+        return error_response(422, "invalid_payload", f"a value in the payload cannot be stored: {exc.orig}")
+    except (OperationalError, InterfaceError) as exc:
         logger.error("incident store unavailable, answering 503 so Alertmanager retries: %s", exc.orig or exc)
         return error_response(
             503, "store_unavailable", "the incident store is unavailable; Alertmanager will retry", headers={"Retry-After": "5"}

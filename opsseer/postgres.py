@@ -1,8 +1,8 @@
 """A private PostgreSQL server for the local stack and the tests: initdb, start, create the database.
 
 PostgreSQL refuses to run as root, so as root the server runs as the `postgres` system user. Its data
-directory must then be reachable by that user; when the state directory is not (for example under a
-mode-700 home directory), the data lives under /var/lib/opsseer and the state directory holds a symlink.
+directory must then be reachable by that user. When the state directory is not (for example under a
+mode-700 home directory), the data lives under /var/lib/opsseer and the state directory contains a symlink to it.
 """
 
 import hashlib
@@ -31,7 +31,7 @@ FAST_UNSAFE_OPTIONS = ("fsync=off", "synchronous_commit=off", "full_page_writes=
 
 
 class PostgresSetupError(RuntimeError):
-    """initdb failed or PostgreSQL's binaries are missing; the message says which and how to fix it."""
+    """initdb failed, PostgreSQL's binaries are missing or a data directory lacks its password file."""
 
 
 def find_bin_dir() -> Path:
@@ -96,6 +96,11 @@ def init_cluster(state_dir: Path, port: int) -> PostgresCluster:
         password_file.write_text(password)
         password_file.chmod(0o600)
         _initdb(real_dir, password, run_as)
+    if not password_file.exists():
+        raise PostgresSetupError(
+            f"PostgreSQL data in {real_dir} has no password file at {password_file}; "
+            f"remove {real_dir} to create a new cluster"
+        )
     password = password_file.read_text().strip()
     return PostgresCluster(data_dir=real_dir, port=port, password=password, run_as=run_as)
 
@@ -129,6 +134,14 @@ def _initdb(data_dir: Path, password: str, run_as: str | None) -> None:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise PostgresSetupError(f"initdb in {data_dir} failed with exit code {result.returncode}: {result.stderr.strip()}")
+
+
+def remove_cluster(cluster: PostgresCluster) -> None:
+    """Delete a stopped cluster's data, including data kept outside the state directory."""
+    if FALLBACK_ROOT in cluster.data_dir.parents:
+        shutil.rmtree(cluster.data_dir.parent, ignore_errors=True)
+    else:
+        shutil.rmtree(cluster.data_dir, ignore_errors=True)
 
 
 def postgres_component(cluster: PostgresCluster, *, extra_options: tuple[str, ...] = ()) -> Component:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,8 @@ class Supervisor:
                 if pattern is not None and pattern.search(line):
                     process.ready_seen.set()
                 if self.echo:
-                    self.console.print(f"[{color}]{prefix}[/{color}] ", end="")
-                    self.console.print(line, markup=False)
+                    # One print call per line, so lines from concurrent components never interleave.
+                    self.console.print(Text.assemble((prefix + " ", color), line))
 
     def _wait_ready(self, process: Process) -> None:
         component = process.component

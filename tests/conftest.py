@@ -12,6 +12,7 @@ from sqlalchemy import text
 from functions.db import Database
 from functions.prometheus import PrometheusClient
 from functions.settings import Settings, get_settings
+from opsseer.postgres import remove_cluster
 from opsseer.stack import Ports, Stack
 
 TABLES = "incidents, episodes, alerts, timeline_entries, attachments, webhook_deliveries, function_runs"
@@ -39,6 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     get_settings.cache_clear()
     yield stack
     stack.stop()
+    remove_cluster(stack.cluster)
     os.environ.clear()
     os.environ.update(saved)
     get_settings.cache_clear()

@@ -234,7 +234,7 @@ def test_fingerprint_kept_verbatim(trigger, database):
     assert incident(database, "  Mixed-Case:FP/01  ").alertname == "HighLatency"
 
 
-def test_resolved_before_firing_in_same_episode_is_ignored_when_older(trigger, database):
+def test_older_resolve_leaves_new_episode_open(trigger, database):
     refire = T0 + timedelta(minutes=30)
     trigger.send(payload(alert(starts_at=refire)))
 

@@ -64,6 +64,8 @@ def test_invalid_json_is_400_and_stores_nothing(trigger, database):
         ({"alerts": [{"status": "firing", "labels": {"a": "nul\u0000"}}]}, "alerts[0].labels"),
         ({"version": "2", "alerts": []}, "version"),
         ({"truncatedAlerts": -1, "alerts": []}, "truncatedAlerts"),
+        ({"truncatedAlerts": 2**40, "alerts": []}, "truncatedAlerts"),
+        ({"alerts": [{"fingerprint": "f" * 10_000, "labels": {"a": "b"}}]}, "alerts[0].fingerprint"),
     ],
 )
 def test_invalid_payload_is_422_naming_field(trigger, database, body, field):
