@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 class StageFailed(RuntimeError):
     def __init__(self, stage: str, waited: float) -> None:
-        super().__init__(f"stage failed: {stage} did not happen within {waited:.0f} s")
+        super().__init__(f"stage failed: {stage} did not happen within {waited:g} s")
         self.stage = stage
 
 
@@ -67,25 +67,32 @@ def _alert_firing(prometheus: PrometheusClient) -> bool:
     return any(alert["labels"].get("alertname") == ALERT_NAME and alert["state"] == "firing" for alert in prometheus.alerts())
 
 
-def _incident_id(database: Database) -> int | None:
+def _latest_episode_id(database: Database) -> int:
+    """Return the id of the demo alert's newest episode, or 0 when there is none."""
     with database.session() as session:
-        return session.scalar(select(Incident.id).where(Incident.alertname == ALERT_NAME).order_by(Incident.id.desc()))
-
-
-def _entry_exists(database: Database, incident_id: int, step: str) -> bool:
-    with database.session() as session:
-        episode_id = session.scalar(
-            select(Episode.id).where(Episode.incident_id == incident_id).order_by(Episode.sequence.desc())
+        latest = session.scalar(
+            select(Episode.id).join(Incident).where(Incident.alertname == ALERT_NAME).order_by(Episode.id.desc())
         )
-        if episode_id is None:
-            return False
+    return latest or 0
+
+
+def _new_episode(database: Database, after_id: int) -> Episode | None:
+    """Return the demo alert's first episode newer than after_id, so a reused state directory cannot fake a stage."""
+    with database.session() as session:
+        return session.scalar(
+            select(Episode).join(Incident).where(Incident.alertname == ALERT_NAME, Episode.id > after_id).order_by(Episode.id)
+        )
+
+
+def _entry_exists(database: Database, episode_id: int, step: str) -> bool:
+    with database.session() as session:
         key = step_key(episode_id, step)
         return session.scalar(select(TimelineEntry.id).where(TimelineEntry.idempotency_key == key)) is not None
 
 
-def _incident_resolved(database: Database, incident_id: int) -> bool:
+def _episode_resolved(database: Database, episode_id: int) -> bool:
     with database.session() as session:
-        return session.get(Incident, incident_id).status == RESOLVED
+        return session.get(Episode, episode_id).status == RESOLVED
 
 
 def print_timeline(database: Database, incident_id: int, console: Console) -> None:
@@ -128,27 +135,26 @@ def run_demo(stack: Stack, console: Console, timeouts: Timeouts) -> int:
         console.print(f"driving {LOAD_RATE_PER_S} requests/s at {stack.urls['toyprod']}/orders")
         time.sleep(5)
 
+        baseline = _latest_episode_id(database)
         toyprod.put("/chaos", json={"latency_ms": FAULT_LATENCY_MS}).raise_for_status()
         console.print(f"injected {FAULT_LATENCY_MS} ms of extra latency into toyprod at {datetime.now(UTC):%H:%M:%S} UTC")
         wait_for(f"{ALERT_NAME} firing in Prometheus", timeouts.alert_firing, lambda: _alert_firing(prometheus), console)
-        incident_id = wait_for("the webhook from Alertmanager", timeouts.webhook, lambda: _incident_id(database), console)
+        episode = wait_for("the webhook from Alertmanager", timeouts.webhook, lambda: _new_episode(database, baseline), console)
         wait_for(
             "the enrichment pipeline's summary",
             timeouts.enrichment,
-            lambda: _entry_exists(database, incident_id, "summary"),
+            lambda: _entry_exists(database, episode.id, "summary"),
             console,
         )
 
         toyprod.delete("/chaos").raise_for_status()
         console.print(f"cleared the fault at {datetime.now(UTC):%H:%M:%S} UTC")
+        wait_for("the resolved notification", timeouts.resolve, lambda: _episode_resolved(database, episode.id), console)
         wait_for(
-            "the resolved notification", timeouts.resolve, lambda: _incident_resolved(database, incident_id), console
+            "the resolution entry", timeouts.enrichment, lambda: _entry_exists(database, episode.id, "resolution"), console
         )
-        wait_for(
-            "the resolution entry", timeouts.enrichment, lambda: _entry_exists(database, incident_id, "resolution"), console
-        )
-        print_timeline(database, incident_id, console)
-        return incident_id
+        print_timeline(database, episode.incident_id, console)
+        return episode.incident_id
     finally:
         stop_load.set()
         load.join(timeout=15)
