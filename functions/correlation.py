@@ -73,6 +73,9 @@ class _IncidentState:
     touched: bool = False
 
 
+_INCIDENT_COLUMNS = [INCIDENTS.c[name] for name in _IncidentState.__dataclass_fields__ if name not in ("touched", "is_new")]
+
+
 @dataclass(slots=True)
 class _EpisodeState:
     """The episode columns the correlation reads and writes. The id is None until the row is inserted."""
@@ -163,46 +166,56 @@ def record_delivery(session: Session, *, webhook: ParsedWebhook, body: bytes, re
 
 
 def _lock_incidents(connection: Connection, alerts: list[ParsedAlert], received_at: datetime) -> dict[str, _IncidentState]:
-    """Create incidents for unseen fingerprints, then lock every incident of the delivery."""
+    """Lock the delivery's existing incidents, then create and lock the unseen ones."""
     first_by_fingerprint: dict[str, ParsedAlert] = {}
     for alert in alerts:
         first_by_fingerprint.setdefault(alert.fingerprint, alert)
     fingerprints = sorted(first_by_fingerprint)
+    incidents = _select_for_update(connection, fingerprints)
 
-    new_rows = []
-    for fingerprint in fingerprints:
-        alert = first_by_fingerprint[fingerprint]
-        new_rows.append(
-            {
-                "fingerprint": fingerprint,
-                "fingerprint_source": alert.fingerprint_source,
-                "alertname": alert.alertname,
-                "severity": alert.severity,
-                "title": alert.title,
-                "labels": alert.labels,
-                "annotations": alert.annotations,
-                "generator_url": alert.generator_url,
-                "status": alert.status,
-                "opened_by_resolved": alert.status == RESOLVED,
-                "first_started_at": alert.starts_at,
-                "last_started_at": alert.starts_at,
-                "last_notified_at": received_at,
-                "episode_count": 0,
-            }
+    # Inserting only unseen fingerprints keeps incident ids free of gaps: an INSERT that hits ON CONFLICT
+    # still consumes a value of the id sequence. Rows this INSERT creates are locked by this transaction.
+    unseen = [fingerprint for fingerprint in fingerprints if fingerprint not in incidents]
+    if unseen:
+        created = connection.execute(
+            pg_insert(INCIDENTS).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(*_INCIDENT_COLUMNS),
+            [_new_incident_row(first_by_fingerprint[fingerprint], received_at) for fingerprint in unseen],
         )
-    columns = [INCIDENTS.c[name] for name in _IncidentState.__dataclass_fields__ if name not in ("touched", "is_new")]
-    # Rows this statement inserts are locked by this transaction already, so only the others need FOR UPDATE.
-    created = connection.execute(
-        pg_insert(INCIDENTS).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(*columns), new_rows
-    )
-    incidents = {row.fingerprint: _IncidentState(**row._mapping, is_new=True) for row in created}
-    existing = [fingerprint for fingerprint in fingerprints if fingerprint not in incidents]
-    if existing:
-        rows = connection.execute(
-            select(*columns).where(INCIDENTS.c.fingerprint.in_(existing)).order_by(INCIDENTS.c.fingerprint).with_for_update()
-        )
-        incidents.update({row.fingerprint: _IncidentState(**row._mapping) for row in rows})
+        incidents.update({row.fingerprint: _IncidentState(**row._mapping, is_new=True) for row in created})
+        # A concurrent delivery created these between the SELECT and the INSERT.
+        raced = [fingerprint for fingerprint in unseen if fingerprint not in incidents]
+        if raced:
+            incidents.update(_select_for_update(connection, raced))
     return incidents
+
+
+def _select_for_update(connection: Connection, fingerprints: list[str]) -> dict[str, _IncidentState]:
+    rows = connection.execute(
+        select(*_INCIDENT_COLUMNS)
+        .where(INCIDENTS.c.fingerprint.in_(fingerprints))
+        .order_by(INCIDENTS.c.fingerprint)
+        .with_for_update()
+    )
+    return {row.fingerprint: _IncidentState(**row._mapping) for row in rows}
+
+
+def _new_incident_row(alert: ParsedAlert, received_at: datetime) -> dict:
+    return {
+        "fingerprint": alert.fingerprint,
+        "fingerprint_source": alert.fingerprint_source,
+        "alertname": alert.alertname,
+        "severity": alert.severity,
+        "title": alert.title,
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "generator_url": alert.generator_url,
+        "status": alert.status,
+        "opened_by_resolved": alert.status == RESOLVED,
+        "first_started_at": alert.starts_at,
+        "last_started_at": alert.starts_at,
+        "last_notified_at": received_at,
+        "episode_count": 0,
+    }
 
 
 def _load_episodes(

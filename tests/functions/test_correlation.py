@@ -241,3 +241,13 @@ def test_older_resolve_leaves_new_episode_open(trigger, database):
     trigger.send(payload(resolved(starts_at=T0, ends_at=T0 + timedelta(minutes=5))))
 
     assert incident(database).status == "firing"
+
+
+def test_incident_ids_have_no_gaps(trigger, database):
+    for _ in range(3):
+        trigger.send(payload(alert()))
+
+    trigger.send(payload(alert(fingerprint="fp-second", labels={"instance": "b"})))
+
+    with database.session() as session:
+        assert session.scalars(select(Incident.id).order_by(Incident.id)).all() == [1, 2]
