@@ -1,8 +1,11 @@
 """Capture a metric snapshot around an alert: a Prometheus range query rendered to a PNG chart."""
 
+import ast
 import io
 import logging
+import operator
 import re
+import textwrap
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +27,7 @@ logger = logging.getLogger(__name__)
 MAX_POINTS = 300
 MAX_SERIES = 8
 AFTER_END = timedelta(minutes=5)
-_COMPARISON = re.compile(r"(>=|<=|==|!=|>|<)(\s*bool)?")
+_COMPARISON = re.compile(r"(>=|<=|==|!=|>|<)")
 
 
 def alert_expression(generator_url: str) -> str | None:
@@ -33,34 +36,99 @@ def alert_expression(generator_url: str) -> str | None:
     return expressions[0] if expressions else None
 
 
-def split_threshold(expression: str) -> tuple[str, float | None]:
-    """Split `metric > 0.25` into the metric expression and its numeric threshold.
+_SET_OPERATOR = re.compile(r"(and|or|unless)\b")
+_CLOSING = {"{": "}", "[": "]"}
 
-    Only a comparison at the top level (outside brackets and quotes) with a number on its right counts;
-    any other expression is returned whole, with no threshold.
+
+def _scan(expression: str):
+    """Yield (index, depth, token) for the parts of a PromQL expression that matter for splitting.
+
+    Tokens are "(", ")", a set operator (and, or, unless) or a comparison operator. Text inside quotes,
+    label matchers `{...}` and range selectors `[...]` is skipped, so `=~` and `!=` in matchers never count.
     """
-    depth, quote, position = 0, None, None
-    for index, char in enumerate(expression):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "\"'`":
-            quote = char
-        elif char in "([{":
+    depth, index = 0, 0
+    while index < len(expression):
+        char = expression[index]
+        if char in "\"'`":
+            index += 1
+            while index < len(expression) and expression[index] != char:
+                index += 2 if expression[index] == "\\" else 1
+        elif char in _CLOSING:
+            index = expression.find(_CLOSING[char], index)
+            if index < 0:
+                return
+        elif char == "(":
             depth += 1
-        elif char in ")]}":
+            yield index, depth, "("
+        elif char == ")":
+            yield index, depth, ")"
             depth -= 1
-        elif depth == 0 and _COMPARISON.match(expression, index) and (index == 0 or expression[index - 1] not in "=!<>"):
-            position = index
-            break
-    if position is None:
-        return expression, None
+        elif (index == 0 or not (expression[index - 1].isalnum() or expression[index - 1] in "_:")) and (
+            match := _SET_OPERATOR.match(expression, index)
+        ):
+            yield index, depth, match.group(1)
+            index = match.end() - 1
+        elif (match := _COMPARISON.match(expression, index)) and expression[index - 1 : index] not in ("=", "!", "<", ">"):
+            yield index, depth, match.group(0)
+            index = match.end() - 1
+        index += 1
 
-    match = _COMPARISON.match(expression, position)
-    right = expression[match.end():].strip()
+
+def _arithmetic(text: str) -> float | None:
+    """Evaluate a constant arithmetic expression such as `(14.4 * 0.001)`; None for anything else."""
     try:
-        return expression[:position].strip(), float(right)
-    except ValueError:
-        return expression, None
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    operators = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+    def evaluate(node: ast.AST) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -evaluate(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in operators:
+            return operators[type(node.op)](evaluate(node.left), evaluate(node.right))
+        raise ValueError(f"not a constant: {ast.dump(node)}")
+
+    try:
+        return evaluate(tree.body)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def split_threshold(expression: str) -> tuple[str, float | None]:
+    """Split an alert expression into the metric to chart and its threshold.
+
+    `metric > 0.25` gives the metric and 0.25. In a combination such as `(a > (14.4 * 0.001) and b > ...) or
+    (...)`, the outermost first comparison is used: `a` and 0.0144. An expression without a comparison is
+    returned whole, and a threshold that is not constant arithmetic is None.
+    """
+    tokens = list(_scan(expression))
+    comparisons = [token for token in tokens if _COMPARISON.fullmatch(token[2])]
+    if not comparisons:
+        return expression.strip(), None
+    position, depth, symbol = min(comparisons, key=lambda token: (token[1], token[0]))
+
+    start = 0
+    for index, token_depth, token in tokens:
+        if index >= position:
+            break
+        if token == "(" and token_depth == depth:
+            start = index + 1
+        elif token in ("and", "or", "unless") and token_depth == depth:
+            start = index + len(token)
+    end = len(expression)
+    for index, token_depth, token in tokens:
+        if index <= position:
+            continue
+        if (token == ")" and token_depth == depth) or (token in ("and", "or", "unless") and token_depth == depth):
+            end = index
+            break
+
+    metric = expression[start:position].strip()
+    threshold_text = expression[position + len(symbol) : end]
+    return metric or expression.strip(), _arithmetic(threshold_text.replace("bool", "", 1))
 
 
 def render_chart(series: list[Series], *, title: str, threshold: float | None, started_at: datetime, ended_at: datetime | None) -> bytes:
@@ -72,11 +140,13 @@ def render_chart(series: list[Series], *, title: str, threshold: float | None, s
             axes.plot(times, item.values, linewidth=1.4, label=label[:60] or "value")
         if threshold is not None:
             axes.axhline(threshold, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-        axes.axvline(started_at, color="#e67e22", linewidth=1)
+        axes.axvline(started_at, color="#e67e22", linewidth=1, label="alert started")
         if ended_at is not None:
-            axes.axvspan(started_at, ended_at, color="#e67e22", alpha=0.12)
-        axes.set_title(title[:90], fontsize=9)
-        axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+            axes.axvspan(started_at, ended_at, color="#e67e22", alpha=0.12, label="episode")
+        axes.set_title(textwrap.shorten(title, width=100, placeholder=" ..."), fontsize=9)
+        locator = mdates.AutoDateLocator(tz=UTC)
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
         axes.set_xlabel("time (UTC)", fontsize=8)
         axes.tick_params(labelsize=8)
         axes.grid(alpha=0.3)
@@ -112,6 +182,7 @@ def _capture(session: Session, incident: Incident, episode: Episode) -> StepResu
             raise TransientError(str(exc)) from exc
 
     payload = {
+        "alert_expression": expression,
         "query": query,
         "threshold": threshold,
         "start": start.isoformat(),
@@ -119,7 +190,7 @@ def _capture(session: Session, incident: Incident, episode: Episode) -> StepResu
         "step_seconds": step_seconds,
         "series_count": len(series),
     }
-    if not series:
+    if not any(value == value for item in series for value in item.values):
         return StepResult(title=f"No metric snapshot: {query} returned no data", status="skipped", payload=payload)
     chart = render_chart(series, title=query, threshold=threshold, started_at=episode.started_at, ended_at=episode.ended_at)
     latest = [value for value in series[0].values if value == value]
