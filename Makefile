@@ -55,5 +55,7 @@ up: setup
 bench: setup
 	$(VENV)/bin/python bench/ingest.py
 
+# Deletes the local stack's state, including PostgreSQL data kept under /var/lib/opsseer, and the virtualenv.
 clean:
+	@if [ -d .opsseer ] && [ -x $(VENV)/bin/opsseer ]; then $(VENV)/bin/opsseer purge --yes --state-dir .opsseer; fi
 	rm -rf $(VENV) .opsseer .pytest_cache

@@ -7,7 +7,7 @@ import click
 from functions.cli import db_group
 from opsseer.server import api_command
 from opsseer.demo import demo_command
-from opsseer.stack import up_command
+from opsseer.stack import purge_command, up_command
 from toyprod.cli import chaos_command, load_command, toyprod_command
 
 
@@ -23,6 +23,7 @@ def cli(log_level: str) -> None:
 cli.add_command(api_command)
 cli.add_command(db_group)
 cli.add_command(up_command)
+cli.add_command(purge_command)
 cli.add_command(demo_command)
 cli.add_command(toyprod_command)
 cli.add_command(load_command)

@@ -5,6 +5,7 @@ fire the latency SLO alert, for Alertmanager's webhook to open an incident, for 
 finish, then clear the fault and wait for the resolved notification to close the same incident.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,13 +18,14 @@ import click
 import httpx
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from functions.db import Database
 from functions.models import RESOLVED, Episode, Incident, TimelineEntry
 from functions.prometheus import PrometheusClient
 from functions.timeline import step_key
-from opsseer.stack import STATE_DIR_OPTION, Ports, Stack
+from opsseer.stack import STATE_DIR_OPTION, Ports, Stack, stop_on_sigterm
 from opsseer.supervisor import ComponentFailed
 from toyprod.load import run_load
 
@@ -31,6 +33,7 @@ ALERT_NAME = "ToyprodLatencySLOBreach"
 FAULT_LATENCY_MS = 400
 LOAD_RATE_PER_S = 25
 LOAD_MAX_SECONDS = 600
+QUIET_LOGGERS = ("opsseer.supervisor", "opsseer.postgres", "alembic", "alerting.render", "toyprod.load")
 
 T = TypeVar("T")
 
@@ -101,13 +104,15 @@ def print_timeline(database: Database, incident_id: int, console: Console) -> No
         entries = session.scalars(
             select(TimelineEntry).where(TimelineEntry.incident_id == incident_id).order_by(TimelineEntry.id)
         ).all()
-        table = Table(title=f"Incident {incident.id}: {incident.title} [{incident.status}]")
+        # Text cells, not strings: alert text may contain "[...]", which rich would read as markup.
+        table = Table(title=Text(f"Incident {incident.id}: {incident.title} ({incident.status})"))
         table.add_column("time (UTC)")
         table.add_column("kind")
         table.add_column("status")
         table.add_column("entry")
         for entry in entries:
-            table.add_row(entry.occurred_at.astimezone(UTC).strftime("%H:%M:%S"), entry.kind, entry.status, entry.title)
+            occurred = entry.occurred_at.astimezone(UTC).strftime("%H:%M:%S")
+            table.add_row(occurred, Text(entry.kind), Text(entry.status), Text(entry.title))
     console.print(table)
 
 
@@ -170,6 +175,11 @@ def run_demo(stack: Stack, console: Console, timeouts: Timeouts) -> int:
 def demo_command(state_dir: Path, keep_running: bool, verbose: bool) -> None:
     """Inject a latency fault into toyprod and follow the incident from alert to resolve."""
     console = Console(highlight=False)
+    stop_on_sigterm()
+    if not verbose:
+        # The stage lines are the demo's output; component start-up and load progress go to the log files.
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     started = time.monotonic()
     stack = Stack(state_dir / "demo", profile="demo", ports=Ports(), echo=verbose, console=console)
     console.print(f"starting the stack (demo profile); logs in {stack.state_dir / 'logs'}")

@@ -79,9 +79,12 @@ def init_cluster(state_dir: Path, port: int) -> PostgresCluster:
     """Create (once) a cluster under state_dir and return how to reach it; later calls reuse it."""
     run_as = _run_as()
     data_dir = state_dir / "postgres"
-    if run_as and not data_dir.exists() and not _reachable_by(run_as, state_dir):
-        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
-        target = FALLBACK_ROOT / digest / "postgres"
+    if run_as and not data_dir.is_symlink() and not data_dir.exists() and not _reachable_by(run_as, state_dir):
+        target = fallback_dir(state_dir) / "postgres"
+        if target.exists():
+            # Its state directory, and with it the password, was deleted: the data can no longer be used.
+            logger.warning("deleting PostgreSQL data %s left behind by a deleted state directory %s", target, state_dir)
+            shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(target.parent.parent, 0o755)
         os.chmod(target.parent, 0o755)
@@ -134,6 +137,26 @@ def _initdb(data_dir: Path, password: str, run_as: str | None) -> None:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise PostgresSetupError(f"initdb in {data_dir} failed with exit code {result.returncode}: {result.stderr.strip()}")
+
+
+def fallback_dir(state_dir: Path) -> Path:
+    """Return the directory under /var/lib/opsseer that belongs to state_dir."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return FALLBACK_ROOT / digest
+
+
+def purge_state(state_dir: Path) -> list[Path]:
+    """Delete a state directory and every PostgreSQL data directory it links to; return what was deleted."""
+    removed = []
+    for link in sorted(state_dir.rglob("postgres")):
+        if link.is_symlink():
+            target = link.resolve()
+            if FALLBACK_ROOT in target.parents:
+                shutil.rmtree(target.parent, ignore_errors=True)
+                removed.append(target.parent)
+    shutil.rmtree(state_dir)
+    removed.append(state_dir)
+    return removed
 
 
 def remove_cluster(cluster: PostgresCluster) -> None:

@@ -28,7 +28,7 @@ from rich.table import Table
 from alerting.render import write_alertmanager_config, write_prometheus_config
 from functions.migrations import upgrade
 from functions.triggers import WEBHOOK_PATH
-from opsseer.postgres import FAST_UNSAFE_OPTIONS, create_database, init_cluster, postgres_component
+from opsseer.postgres import FAST_UNSAFE_OPTIONS, create_database, init_cluster, postgres_component, purge_state
 from opsseer.supervisor import Component, ComponentFailed, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -206,6 +206,9 @@ class Stack:
                     f"--config.file={config}",
                     f"--storage.tsdb.path={directory / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+                    # Without it, alerts' generatorURL links use the machine's host name, which may not resolve
+                    # to the loopback address Prometheus listens on.
+                    f"--web.external-url={self.urls['prometheus']}/",
                     "--log.level=warn",
                     *PROMETHEUS_PROFILE_FLAGS[self.profile],
                 ],
@@ -231,6 +234,7 @@ class Stack:
                     f"--config.file={config}",
                     f"--storage.path={directory / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
+                    f"--web.external-url={self.urls['alertmanager']}/",
                     # Empty: no HA gossip, which would otherwise listen on port 9094 on every interface.
                     "--cluster.listen-address=",
                     "--log.level=warn",
@@ -328,8 +332,12 @@ class Stack:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """Turn SIGTERM into the same clean shutdown as Ctrl-C."""
     raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into the same clean shutdown as Ctrl-C, so that no component is left running."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 STATE_DIR_OPTION = click.option(
@@ -349,6 +357,7 @@ STATE_DIR_OPTION = click.option(
 def up_command(state_dir: Path, profile: str, free_ports: bool) -> None:
     """Start every component as a local process bound to 127.0.0.1; Ctrl-C stops them all."""
     console = Console(highlight=False)
+    stop_on_sigterm()
     stack = Stack(state_dir, profile=profile, ports=Ports.free() if free_ports else Ports(), console=console)
     try:
         stack.start()
@@ -357,7 +366,6 @@ def up_command(state_dir: Path, profile: str, free_ports: bool) -> None:
     stack.print_urls(console)
     console.print("Press Ctrl-C to stop.")
 
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             failed = stack.supervisor.failed()
@@ -369,3 +377,17 @@ def up_command(state_dir: Path, profile: str, free_ports: bool) -> None:
     except KeyboardInterrupt:
         console.print("stopping...")
         stack.stop()
+
+
+@click.command("purge")
+@STATE_DIR_OPTION
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_command(state_dir: Path, yes: bool) -> None:
+    """Delete a stopped stack's state directory, including PostgreSQL data kept outside it."""
+    if not state_dir.exists():
+        click.echo(f"nothing to delete: {state_dir} does not exist")
+        return
+    if not yes:
+        click.confirm(f"Delete every incident, log and setting in {state_dir}?", abort=True)
+    removed = purge_state(state_dir)
+    click.echo("deleted " + ", ".join(str(path) for path in removed))

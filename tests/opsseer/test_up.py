@@ -11,6 +11,17 @@ import time
 import httpx
 import pytest
 
+from opsseer.postgres import purge_state
+
+
+@pytest.fixture
+def state_dir(tmp_path):
+    """A state directory that is purged afterwards, with any PostgreSQL data kept outside it."""
+    path = tmp_path / "state"
+    yield path
+    if path.exists():
+        purge_state(path)
+
 
 def _wait_for_line(process: subprocess.Popen, pattern: str, timeout: float) -> list[str]:
     lines, deadline = [], time.monotonic() + timeout
@@ -32,10 +43,10 @@ def _port_open(url: str) -> bool:
 
 
 @pytest.mark.timeout(240)
-def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path):
+def test_up_starts_everything_and_ctrl_c_stops_it(state_dir):
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPSSEER_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "opsseer", "up", "--free-ports", "--state-dir", str(tmp_path / "state")],
+        [sys.executable, "-m", "opsseer", "up", "--free-ports", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -51,7 +62,7 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path):
         assert httpx.get(urls["portal"], timeout=5).status_code == 200
         assert httpx.get(f"{urls['toyprod']}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{urls['prometheus']}/-/ready", timeout=5).status_code == 200
-        assert (tmp_path / "state" / "logs" / "api.log").exists()
+        assert (state_dir / "logs" / "api.log").exists()
 
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -65,11 +76,10 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path):
         assert not _port_open(url), f"{name} still listening at {url}"
 
 
-def test_up_reports_component_that_fails_to_start(tmp_path):
+def test_up_reports_component_that_fails_to_start(state_dir):
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
-    state = tmp_path / "state"
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPSSEER_")}
     # Redis cannot bind a port that is already taken; up must name it and stop what it started.
     script = (
@@ -81,10 +91,27 @@ def test_up_reports_component_that_fails_to_start(tmp_path):
         "main()\n"
     )
     try:
-        result = subprocess.run([sys.executable, "-c", script, str(state)], capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run([sys.executable, "-c", script, str(state_dir)], capture_output=True, text=True, env=env, timeout=120)
     finally:
         busy.close()
 
     assert result.returncode == 1
     assert "redis failed to start" in result.stderr
     assert "Address already in use" in result.stderr
+
+
+def test_purge_deletes_state_and_outside_data(tmp_path):
+    outside = tmp_path / "outside" / "postgres"
+    outside.mkdir(parents=True)
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "postgres").symlink_to(outside)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "opsseer", "purge", "--yes", "--state-dir", str(state)], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert not state.exists()
+    # Data outside /var/lib/opsseer is never deleted through a symlink.
+    assert outside.exists()
