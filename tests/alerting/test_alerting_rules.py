@@ -242,7 +242,7 @@ tests:
             exp_annotations:
               summary: "toyprod /orders p95 latency is above the 250ms SLO"
               description: "The p95 latency of toyprod /orders is 468.8ms, above the SLO threshold of 250ms."
-              runbook_url: https://github.com/opsseer/opsseer/blob/main/runbooks/ToyprodLatencySLOBreach.md
+              runbook_url: https://github.com/opsseer/opsseer/blob/main/alerting/runbooks/ToyprodLatencySLOBreach.md
 """
 
 
