@@ -107,7 +107,11 @@ def create_api_router() -> APIRouter:
         limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Page size."),
         offset: int = Query(0, ge=0, le=MAX_ID, description="Number of incidents to skip."),
     ) -> Response:
-        """List incidents, most recently started first."""
+        """List incidents, the most recent `last_started_at` first.
+
+        `started` is the start of the incident's first episode and never changes. `last_started_at` is the start
+        of the current episode, and `duration_seconds` counts from it to `resolved_at`, or to now while firing.
+        """
         try:
             page = await service.run_in_session(
                 request.app.state.database, _list_incidents, status=status, limit=limit, offset=offset

@@ -35,6 +35,10 @@ def attachment_url(payload: Any) -> str | None:
 
 
 def serialize_incident_summary(incident: Incident, *, now: datetime) -> dict[str, Any]:
+    """Serialize an incident for the list.
+
+    `started` is the first episode's start, while `last_started_at` and `duration_seconds` describe the current one.
+    """
     return {
         "id": incident.id,
         "title": incident.title,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 from sqlalchemy.exc import DBAPIError
@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from functions.models import Incident, TimelineEntry
 from portal import service
-from portal.api import DEFAULT_PAGE_SIZE, MAX_ID, IncidentId, StatusFilter
+from portal.api import DEFAULT_PAGE_SIZE
+from portal.page_params import InvalidPageParameter, parse_incident_id, parse_offset, parse_status
 from portal.serializers import incident_duration_seconds
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,12 @@ def create_views_router(environment: Environment) -> APIRouter:
     def render_error(status_code: int, heading: str, message: str) -> HTMLResponse:
         return render("error.html", {"heading": heading, "message": message}, status_code=status_code)
 
+    def invalid_parameter(request: Request, exc: InvalidPageParameter) -> HTMLResponse:
+        # The log line names the route template, not the URL, so that no client-supplied value reaches the log.
+        route = request.scope["route"].path
+        logger.info("rejected a request to %s: invalid %s parameter %s", route, exc.location, exc.name)
+        return render_error(422, f"Invalid {exc.location} parameter", str(exc))
+
     def store_unavailable(exc: DBAPIError, resource: str) -> HTMLResponse:
         logger.error("incident store unavailable while rendering %s: %s", resource, exc.orig or exc)
         response = render_error(
@@ -80,12 +87,20 @@ def create_views_router(environment: Environment) -> APIRouter:
     async def index() -> Response:
         return RedirectResponse("/incidents", status_code=302)
 
+    # NOTE: parameters are raw strings parsed in the view, so that an invalid value gets an HTML error page
+    # instead of the app-wide JSON validation error (see portal.page_params).
     @router.get("/incidents", response_model=None)
     async def incident_list(
         request: Request,
-        status: StatusFilter | None = Query(None),
-        offset: int = Query(0, ge=0, le=MAX_ID),
+        status_param: str | None = Query(None, alias="status"),
+        offset_param: str | None = Query(None, alias="offset"),
     ) -> Response:
+        try:
+            status = parse_status(status_param)
+            offset = parse_offset(offset_param)
+        except InvalidPageParameter as exc:
+            return invalid_parameter(request, exc)
+
         try:
             rows, total = await service.run_in_session(
                 request.app.state.database, _load_list, status=status, limit=DEFAULT_PAGE_SIZE, offset=offset
@@ -105,7 +120,12 @@ def create_views_router(environment: Environment) -> APIRouter:
         return render("incidents.html", context)
 
     @router.get("/incidents/{incident_id}", response_model=None)
-    async def incident_detail(request: Request, incident_id: int = IncidentId) -> Response:
+    async def incident_detail(request: Request, incident_id_param: str = Path(alias="incident_id")) -> Response:
+        try:
+            incident_id = parse_incident_id(incident_id_param)
+        except InvalidPageParameter as exc:
+            return invalid_parameter(request, exc)
+
         try:
             page = await service.run_in_session(request.app.state.database, _load_incident, incident_id=incident_id)
         except DBAPIError as exc:

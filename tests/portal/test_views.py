@@ -1,5 +1,6 @@
 """The portal's HTML pages: content, escaping of incident data and self-contained assets."""
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -85,10 +86,106 @@ def test_list_page_past_last_page(client: TestClient, database: Database) -> Non
     assert "No incidents yet." not in html
 
 
-def test_list_page_invalid_status_422(client: TestClient) -> None:
-    response = client.get("/incidents", params={"status": "bogus"})
+def test_list_page_shows_current_episode_start(client: TestClient, database: Database) -> None:
+    create_incident(database, status="resolved", episodes=3, started_at=T0, resolved_at=T0 + timedelta(hours=2, minutes=1))
+
+    html = client.get("/incidents").text
+
+    assert '<th scope="col">Current episode started</th>' in html
+    assert '<th scope="col">Current episode duration</th>' in html
+    assert '<time datetime="2026-12-04T14:00:00Z">2026-12-04 14:00:00 UTC</time>' in html
+    assert 'data-duration-since="2026-12-04T14:00:00Z"' in html
+    assert ">1m</span>" in html
+    assert "2026-12-04T12:00:00Z" not in html
+
+
+def test_incident_page_shows_first_and_current_start(client: TestClient, database: Database) -> None:
+    incident = create_incident(database, episodes=2, started_at=T0)
+
+    html = client.get(f"/incidents/{incident.id}").text
+
+    assert '<dt>First started</dt><dd><time datetime="2026-12-04T12:00:00Z">' in html
+    assert '<dd data-role="last-started"><time datetime="2026-12-04T13:00:00Z">' in html
+    assert "<dt>Current episode duration</dt>" in html
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"status": "bogus"}, "Invalid value &#39;bogus&#39; for the query parameter &#39;status&#39;. "
+                              "Allowed values: firing, resolved."),
+        ({"status": ""}, "Invalid value &#39;&#39; for the query parameter &#39;status&#39;."),
+        ({"status": "Firing"}, "Invalid value &#39;Firing&#39; for the query parameter &#39;status&#39;."),
+        ({"offset": "ten"}, "Invalid value &#39;ten&#39; for the query parameter &#39;offset&#39;. "
+                            "Allowed values: an integer from 0 to 9223372036854775807."),
+        ({"offset": "-1"}, "Invalid value &#39;-1&#39; for the query parameter &#39;offset&#39;."),
+        ({"offset": "+5"}, "Invalid value &#39;+5&#39; for the query parameter &#39;offset&#39;."),
+        ({"offset": "1_0"}, "Invalid value &#39;1_0&#39; for the query parameter &#39;offset&#39;."),
+        ({"offset": "\u0661"}, "Invalid value &#39;\u0661&#39; for the query parameter &#39;offset&#39;."),
+        ({"offset": str(2**63)}, f"Invalid value &#39;{2**63}&#39; for the query parameter &#39;offset&#39;."),
+        ({"offset": "9" * 5000}, "for the query parameter &#39;offset&#39;."),
+    ],
+)
+def test_list_page_invalid_query_html_422(client: TestClient, params: dict[str, str], message: str) -> None:
+    response = client.get("/incidents", params=params)
 
     assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "<h1>Invalid query parameter</h1>" in response.text
+    assert message in response.text
+
+
+def test_list_page_invalid_query_escapes_value(client: TestClient) -> None:
+    response = client.get("/incidents", params={"status": "<script>alert(1)</script>"})
+
+    assert response.status_code == 422
+    assert "<script>alert" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+
+
+def test_list_page_invalid_query_truncates_value(client: TestClient) -> None:
+    response = client.get("/incidents", params={"status": "x" * 5000})
+
+    assert response.status_code == 422
+    assert f"&#39;{'x' * 100}…&#39;" in response.text
+    assert "x" * 101 not in response.text
+
+
+def test_list_page_valid_offset_accepted(client: TestClient, database: Database) -> None:
+    for index in range(3):
+        create_incident(database, started_at=T0 + timedelta(minutes=index))
+
+    response = client.get("/incidents", params={"offset": "2", "status": "firing"})
+
+    assert response.status_code == 200
+    assert "3–3 of 3" in response.text
+
+
+@pytest.mark.parametrize("incident_id", ["abc", "0", "-1", str(2**63)])
+def test_incident_page_invalid_id_html_422(client: TestClient, incident_id: str) -> None:
+    response = client.get(f"/incidents/{incident_id}")
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>Invalid path parameter</h1>" in response.text
+    assert f"Invalid value &#39;{incident_id}&#39; for the path parameter &#39;incident_id&#39;." in response.text
+    assert "Allowed values: an integer from 1 to 9223372036854775807." in response.text
+
+
+def test_invalid_parameter_logged_without_value(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="portal.views"):
+        client.get("/incidents/secret-value")
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "portal.views"]
+    assert messages == ["rejected a request to /incidents/{incident_id}: invalid path parameter incident_id"]
+
+
+def test_api_invalid_status_stays_json_422(client: TestClient) -> None:
+    response = client.get("/api/v1/incidents", params={"status": "bogus"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["field"] == "query.status"
 
 
