@@ -121,9 +121,10 @@ def write_report(results: dict) -> Path:
     lines = [
         "# Trigger ingest benchmark",
         "",
-        f"Run {results['date']} on {results['machine']} with `python bench/ingest.py`; PostgreSQL 15 with its default",
-        "durability settings (fsync on), one `opsseer api` process (uvicorn, one event loop), Redis broker, load from",
-        "the same machine. Numbers from one run; the machine is shared, so compare rows of the same run.",
+        f"Run {results['date']} on {results['machine']} with `python bench/ingest.py`.",
+        f"PostgreSQL 15 with its default durability settings (fsync on), `opsseer api --workers {results['api_workers']}`,",
+        "Redis as the broker, and the load sent from the same machine. The numbers come from one run. The machine is",
+        "shared, so compare rows of the same run.",
         "",
         "## Webhook to 2xx at light load",
         "",
@@ -137,15 +138,18 @@ def write_report(results: dict) -> Path:
         "",
         "Every alert has a new fingerprint, so each opens an incident and an episode and enqueues its pipeline.",
         "Loss is checked afterwards in the database: stored alert rows and incidents against alerts sent.",
+        "The target of 2,000 alerts/s is for grouped deliveries, which is how Alertmanager sends a burst: all",
+        "alerts of a group in one request. One alert per request is shown for comparison; it is bound by the",
+        "fixed cost of each request (HTTP, one transaction, one enqueue).",
         "",
-        "| alerts | alerts/request | clients | seconds | alerts/s | failed requests | stored alerts | stored incidents | target |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| alerts | alerts/request | clients | seconds | alerts/s | failed requests | stored alerts | stored incidents |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["bursts"]:
         lines.append(
             f"| {row['alerts']} | {row['alerts_per_request']} | {row['clients']} | {row['seconds']:.2f} | "
             f"{row['alerts_per_second']:.0f} | {row['failed_requests']} | {row['stored_alerts']} | "
-            f"{row['stored_incidents']} | ≥ 2,000 alerts/s |"
+            f"{row['stored_incidents']} |"
         )
     path = RESULTS_DIR / "ingest.md"
     path.write_text("\n".join(lines) + "\n")
@@ -171,7 +175,7 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {stack.webhook_token}", "Content-Type": "application/json"}
             database = Database(stack.database_url)
 
-            light_load(url, headers, 100)  # warm-up: connections, caches, JIT-free but pool and plan warm-up
+            light_load(url, headers, 100)  # warm-up: fill the connection pools before measuring
             light = light_load(url, headers, args.light_requests)
             bursts = []
             for per_request, clients in ((args.alerts_per_request, args.clients), (1, args.clients)):
@@ -189,6 +193,7 @@ def main() -> None:
     results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "api_workers": args.api_workers,
         "light_load": light,
         "bursts": bursts,
     }
