@@ -59,7 +59,7 @@ def _claim_and_launch(
     return launched
 
 
-@app.task(bind=True, base=OpsSeerTask, name="opsseer.start_episode_pipelines", max_retries=10)
+@app.task(bind=True, base=OpsSeerTask, name="opsseer.start_episode_pipelines")
 def start_episode_pipelines(self: OpsSeerTask, opened_episode_ids: list[int], resolved_episode_ids: list[int]) -> dict:
     """Start the enrichment pipeline of each opened episode and the resolution pipeline of each resolved one."""
     enriched = _claim_and_launch(opened_episode_ids, Episode.pipeline_started_at, enrichment_canvas)

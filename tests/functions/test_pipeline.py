@@ -143,3 +143,21 @@ def test_retry_countdown_backs_off_exponentially(settings):
 
     assert countdowns == [0.2, 0.4, 0.8, 1.0, 1.0]
     assert os.environ["OPSSEER_TASK_RETRY_BACKOFF_MAX_SECONDS"] == "1"
+
+
+def test_sweep_starts_pipelines_missed_during_broker_outage(worker, settings, database):
+    def broker_down(opened, resolved_ids):
+        raise ConnectionRefusedError("redis is down")
+
+    outage = Trigger(settings, database)
+    outage.app.state.enqueue = broker_down
+    outage.send(payload(alert()))
+    outage.send(payload(resolved(ends_at=T0 + timedelta(seconds=30))))
+
+    swept = pipelines.sweep_pending_pipelines.apply().get()
+
+    assert swept == {"enrichment": [1], "resolution": [1]}
+    entries = _wait_for_entry(database, "summary")
+    assert "resolution" in _wait_for_entry(database, "resolution")
+    assert entries["alert"].status == "ok"
+    assert pipelines.sweep_pending_pipelines.apply().get() == {"enrichment": [], "resolution": []}
