@@ -18,8 +18,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OPSSEER_", extra="ignore")
 
-    database_url: str = Field(description="SQLAlchemy URL of the PostgreSQL incident store (postgresql+psycopg://...).")
-    broker_url: str = Field(description="Redis URL of the Celery broker and result backend.")
+    # Both URLs may carry a password, so they are left out of the settings' repr (and so out of logs).
+    database_url: str = Field(repr=False, description="SQLAlchemy URL of the PostgreSQL incident store (postgresql+psycopg://...).")
+    broker_url: str = Field(repr=False, description="Redis URL of the Celery broker and result backend.")
     # Required by the trigger (checked when its app is created); workers do not need it.
     webhook_token: SecretStr | None = Field(None, description="Bearer token Alertmanager must send to the trigger.")
 

@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from functions.db import dumps_json
 from functions.migrations import downgrade, upgrade
+from functions.settings import Settings
 from functions.models import TimelineEntry
 from functions.tasks import snapshot
 from functions.timeline import add_entry
@@ -89,3 +90,12 @@ def test_tasks_acknowledge_late_and_reject_on_worker_loss():
 
     assert task.acks_late is True
     assert task.reject_on_worker_lost is True
+
+
+def test_settings_repr_hides_secrets():
+    settings = Settings(database_url="postgresql+psycopg://u:db-secret@h/db", broker_url="redis://:redis-secret@h/0", webhook_token="token-secret")
+
+    text_form = repr(settings)
+    assert "db-secret" not in text_form
+    assert "redis-secret" not in text_form
+    assert "token-secret" not in text_form
