@@ -33,6 +33,8 @@ ALERT_NAME = "ToyprodLatencySLOBreach"
 FAULT_LATENCY_MS = 400
 LOAD_RATE_PER_S = 25
 LOAD_MAX_SECONDS = 600
+# Healthy traffic before the fault, so the snapshot chart shows the latency before and after the breach.
+BASELINE_SECONDS = 20
 QUIET_LOGGERS = ("opsseer.supervisor", "opsseer.postgres", "alembic", "alerting.render", "toyprod.load")
 
 T = TypeVar("T")
@@ -138,7 +140,7 @@ def run_demo(stack: Stack, console: Console, timeouts: Timeouts) -> int:
     try:
         load.start()
         console.print(f"driving {LOAD_RATE_PER_S} requests/s at {stack.urls['toyprod']}/orders")
-        time.sleep(5)
+        time.sleep(BASELINE_SECONDS)
 
         baseline = _latest_episode_id(database)
         toyprod.put("/chaos", json={"latency_ms": FAULT_LATENCY_MS}).raise_for_status()
