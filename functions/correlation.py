@@ -339,7 +339,7 @@ def _write_episodes(
                 for incident, episode in new_episodes
             ],
         ).scalars()
-        for (incident, episode), episode_id in zip(new_episodes, inserted, strict=True):
+        for (_incident, episode), episode_id in zip(new_episodes, inserted, strict=True):
             episode.id = episode_id
             if episode.is_open:
                 result.opened_episode_ids.append(episode_id)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from functions.db import Database
 from functions.models import Alert, Episode, Incident, TimelineEntry, WebhookDelivery
@@ -109,7 +110,8 @@ def state(database: Database) -> list[tuple]:
 
 def incident(database: Database, fingerprint: str = "fp-high-latency") -> Incident:
     with database.session() as session:
-        row = session.scalar(select(Incident).where(Incident.fingerprint == fingerprint))
+        row = session.scalar(
+            select(Incident).where(Incident.fingerprint == fingerprint).options(selectinload(Incident.episodes))
+        )
         assert row is not None, f"no incident for fingerprint {fingerprint}"
-        row.episodes  # load while the session is open
         return row
