@@ -64,6 +64,10 @@ def _authorized(request: Request, token: str) -> bool:
     return hmac.compare_digest(credentials.strip().encode(), token.encode())
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown client"
+
+
 def create_router() -> APIRouter:
     router = APIRouter()
 
@@ -81,6 +85,7 @@ async def _handle(request: Request) -> Response:
     started = datetime.now(UTC)
 
     if not _authorized(request, state.settings.webhook_token.get_secret_value()):
+        logger.info("rejected a webhook from %s with 401: missing or invalid bearer token", _client(request))
         return error_response(
             401,
             "unauthorized",
@@ -91,6 +96,7 @@ async def _handle(request: Request) -> Response:
     try:
         body = await _read_body(request, limit)
     except BodyTooLarge:
+        logger.info("rejected a webhook from %s with 413: body over %d bytes", _client(request), limit)
         return error_response(
             413,
             "payload_too_large",
@@ -101,6 +107,7 @@ async def _handle(request: Request) -> Response:
         webhook = parse_webhook(body, received_at=started)
     except PayloadError as exc:
         status = 400 if exc.field is None else 422
+        logger.info("rejected a webhook from %s with %d: %s", _client(request), status, exc.message[:300])
         return error_response(status, "invalid_payload", exc.message, field=exc.field)
 
     # The database work is synchronous, so it runs in the thread pool and keeps the event loop free.
