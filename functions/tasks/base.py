@@ -1,7 +1,8 @@
 """Shared task machinery: late acknowledgement, bounded retries with backoff, run records, failure entries.
 
-A pipeline step never raises out of the worker: after its last retry (or on an unexpected error) it writes a
-failed timeline entry and returns, so the chord that follows it still runs and the pipeline always finishes.
+After its last retry, or on an unexpected error, a pipeline step writes a failed timeline entry and returns
+instead of raising, so the chord that follows it still runs. The one exception is an incident store that stays
+unreachable through every retry: then nothing can be recorded, the step raises, and the pipeline stops there.
 """
 
 import logging
@@ -13,6 +14,7 @@ from typing import Any
 
 from celery import Task
 from sqlalchemy import update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from functions.db import Database
@@ -24,12 +26,12 @@ logger = logging.getLogger(__name__)
 
 
 class TransientError(Exception):
-    """A failure worth retrying: a dependency timed out, refused the connection or answered 5xx."""
+    """A failure worth retrying: a dependency timed out, refused the connection or returned HTTP 5xx."""
 
 
 @dataclass
 class StepResult:
-    """What a step records: one timeline entry and, optionally, one attachment."""
+    """The outcome of a step: one timeline entry and, optionally, one attachment."""
 
     title: str
     status: str = "ok"
@@ -82,7 +84,27 @@ def _finish_run(run_id: int, state: str, error: str | None = None) -> None:
 
 
 def run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -> dict[str, Any]:
-    """Run one pipeline step for an episode exactly once, recording its entry, retries and failure."""
+    """Run one pipeline step for an episode, recording its entry, retries and failure.
+
+    The entry's idempotency key makes a repeated run a no-op. An unreachable incident store is retried with
+    the same backoff as other transient errors.
+    """
+    try:
+        return _run_step(task, episode_id=episode_id, step=step, body=body)
+    except (OperationalError, InterfaceError) as exc:
+        retries = task.request.retries
+        if retries < get_settings().task_max_retries:
+            countdown = task.retry_countdown()
+            logger.warning(
+                "step %s for episode %s: incident store unavailable (attempt %d), retrying in %.1f s: %s",
+                step, episode_id, retries + 1, countdown, exc.orig or exc,
+            )
+            raise task.retry(exc=exc, countdown=countdown, max_retries=get_settings().task_max_retries) from None
+        logger.error("step %s for episode %s gave up: incident store unavailable after %d attempts", step, episode_id, retries + 1)
+        raise
+
+
+def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -> dict[str, Any]:
     key = step_key(episode_id, step)
     with database().session() as session:
         episode = session.get(Episode, episode_id)
@@ -127,8 +149,11 @@ def run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -
             _finish_run(run_id, "retrying", str(exc))
             raise task.retry(exc=exc, countdown=countdown, max_retries=get_settings().task_max_retries) from None
         return _record_failure(task, run_id, incident_id, episode_id, step, exc)
+    except (OperationalError, InterfaceError):
+        # The store itself is unreachable, so no failure entry could be written: run_step retries instead.
+        raise
     except Exception as exc:
-        # NOTE: a bug in a step must not leave the incident half-processed; it is logged with its traceback
+        # NOTE: a bug in a step must not leave the incident half-processed. It is logged with its traceback
         # and recorded in the timeline, and the rest of the pipeline carries on.
         logger.exception("step %s for incident %s episode %s failed unexpectedly", step, incident_id, episode_id)
         return _record_failure(task, run_id, incident_id, episode_id, step, exc)

@@ -7,10 +7,11 @@ from urllib.parse import quote_plus
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from functions.models import Attachment, FunctionRun, TimelineEntry
 from functions.settings import get_settings
-from functions.tasks import pipelines, snapshot
+from functions.tasks import base, pipelines, snapshot
 from opsseer.server import celery_enqueue
 from tests.functions.helpers import T0, Trigger, alert, payload, resolved
 
@@ -161,3 +162,24 @@ def test_sweep_starts_pipelines_missed_during_broker_outage(worker, settings, da
     assert "resolution" in _wait_for_entry(database, "resolution")
     assert entries["alert"].status == "ok"
     assert pipelines.sweep_pending_pipelines.apply().get() == {"enrichment": [], "resolution": []}
+
+
+@pytest.fixture
+def dead_database(settings, monkeypatch):
+    monkeypatch.setenv("OPSSEER_DATABASE_URL", "postgresql+psycopg://opsseer:x@127.0.0.1:1/opsseer")
+    get_settings.cache_clear()
+    base.database.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    base.database.cache_clear()
+
+
+def test_step_retries_unreachable_store_then_raises(dead_database, caplog):
+    result = snapshot.capture_snapshot.apply(args=[1])
+
+    with pytest.raises(OperationalError):
+        result.get()
+    retries = [record for record in caplog.records if "retrying in" in record.getMessage()]
+    assert len(retries) == 2
+    assert any("gave up" in record.getMessage() for record in caplog.records)
