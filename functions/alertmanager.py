@@ -158,9 +158,15 @@ def to_utc(value: datetime | None) -> datetime | None:
 
 
 def _location(loc: tuple[Any, ...]) -> str:
+    """Format a pydantic error location such as ("alerts", 0, "status") as alerts[0].status."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = str(part)
     return text
 
 

@@ -13,7 +13,7 @@ class PrometheusError(Exception):
 
 
 class PrometheusUnavailable(PrometheusError):
-    """Prometheus could not be reached, timed out or answered 5xx; retrying may help."""
+    """Prometheus could not be reached, timed out or returned HTTP 5xx, so retrying may help."""
 
 
 class PrometheusQueryError(PrometheusError):

@@ -1,7 +1,7 @@
-"""The Alertmanager webhook trigger: authenticate, validate, store in one transaction, enqueue, answer.
+"""The Alertmanager webhook trigger: authenticate, validate, store in one transaction, enqueue, respond.
 
-It never calls a model, Slack or GitHub. When PostgreSQL is unreachable it answers 503 so that Alertmanager
-retries; when the broker is unreachable after the commit it still answers 2xx, because the state is durable
+It never calls a model, Slack or GitHub. When PostgreSQL is unreachable it returns 503 so that Alertmanager
+retries. When the broker is unreachable after the commit it still returns 2xx, because the state is durable
 and the periodic pipeline sweep enqueues the work later.
 """
 
@@ -118,7 +118,7 @@ async def _handle(request: Request) -> Response:
         logger.warning("delivery rejected by the incident store: %s", exc.orig)
         return error_response(422, "invalid_payload", f"a value in the payload cannot be stored: {exc.orig}")
     except (OperationalError, InterfaceError) as exc:
-        logger.error("incident store unavailable, answering 503 so Alertmanager retries: %s", exc.orig or exc)
+        logger.error("incident store unavailable, returning 503 so Alertmanager retries: %s", exc.orig or exc)
         return error_response(
             503, "store_unavailable", "the incident store is unavailable; Alertmanager will retry", headers={"Retry-After": "5"}
         )

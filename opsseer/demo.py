@@ -1,8 +1,9 @@
 """`opsseer demo`: a whole incident on the real chain, from injected fault to resolve.
 
-Stages: start the stack (demo profile), drive traffic at toyprod, inject extra latency, wait for Prometheus to
-fire the latency SLO alert, for Alertmanager's webhook to open an incident, for the enrichment pipeline to
-finish, then clear the fault and wait for the resolved notification to close the same incident.
+The demo starts the stack with the demo profile, drives traffic at toyprod and injects extra latency. It then
+waits for Prometheus to fire the latency SLO alert, for Alertmanager's webhook to open a new episode and for the
+enrichment pipeline to finish. Last, it clears the fault and waits for the resolved notification to close that
+episode.
 """
 
 import logging

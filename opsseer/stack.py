@@ -39,8 +39,9 @@ PROFILE_ENV = {
     "production": {},
     "demo": {"OPSSEER_SNAPSHOT_LOOKBACK_SECONDS": "300", "OPSSEER_PIPELINE_SWEEP_INTERVAL_SECONDS": "10"},
 }
-# Prometheus re-sends a firing alert to Alertmanager at most once per resend delay (default 1 m). The demo
-# shortens it, so an alert that fired while Alertmanager was still starting is delivered within seconds.
+# Prometheus re-sends a firing alert to Alertmanager at most once per --rules.alert.resend-delay (1m by default
+# in Prometheus 2.42). The demo shortens it, so an alert that fired while Alertmanager was still starting is
+# delivered within seconds (the end-to-end test depends on it).
 PROMETHEUS_PROFILE_FLAGS = {"production": [], "demo": ["--rules.alert.resend-delay=2s"]}
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 PROMETHEUS_BIN = "prometheus"

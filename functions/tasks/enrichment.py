@@ -37,5 +37,5 @@ def forecast_breach(self: OpsSeerTask, episode_id: int) -> dict:
 
 @app.task(bind=True, base=OpsSeerTask, name="opsseer.answer_runbook")
 def answer_runbook(self: OpsSeerTask, episode_id: int) -> dict:
-    """Answer "what do I do about this alert" from the runbooks and record the answer."""
+    """Look up what to do about the alert in the runbooks and record the result with its citation."""
     return run_step(self, episode_id=episode_id, step="runbook", body=_runbook)

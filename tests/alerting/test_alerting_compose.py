@@ -213,7 +213,7 @@ def test_prometheus_mounts_its_config_rule_files(services):
         assert (REPO_ROOT / "alerting" / rule_file).is_file()
 
 
-def test_migrations_run_before_the_processes_that_use_the_database(services):
+def test_migrate_runs_before_database_users(services):
     assert services["migrate"]["command"] == ["opsseer", "db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
     for name in ("api", "worker", "beat"):
