@@ -95,3 +95,12 @@ def prometheus(toyprod: Stack) -> Stack:
             assert time.monotonic() < deadline, "Prometheus did not scrape toyprod within 30 s"
             time.sleep(0.5)
     return toyprod
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The public evaluation corpus (OPSSEER_CORPUS_DIR); tests that read it skip, naming the path, without it."""
+    path = Path(os.environ.get("OPSSEER_CORPUS_DIR", "")).expanduser()
+    if not os.environ.get("OPSSEER_CORPUS_DIR") or not path.is_dir():
+        pytest.skip(f"evaluation corpus not found: set OPSSEER_CORPUS_DIR (now {str(path) or 'unset'!r})")
+    return path
