@@ -13,6 +13,7 @@ from sqlalchemy import select
 from functions.celery_app import app as celery_app
 from functions.models import Episode, Incident, TimelineEntry
 from functions.tasks import slack as slack_tasks
+from functions.tasks import slack_bot as slack_bot_tasks
 from functions.tasks.slack_bot import NOT_CONFIGURED_ANSWER
 from tests.functions.helpers import T0, Trigger, alert, payload
 from tests.functions.slack.conftest import SIGNING_SECRET
@@ -159,9 +160,7 @@ def test_acknowledge_button_records_who_and_when(slack_app, fake_slack, database
     slack_app.interaction(_button("opsseer_acknowledge", episode_id, "trig-ack", fake_slack.response_url("ack")))
     slack_app.run_dispatched()
     slack_tasks.post_slack_thread_entries.apply(args=[episode_id])
-    from functions.tasks.slack_bot import refresh_slack_root
-
-    refresh_slack_root.apply(args=[episode_id])
+    slack_bot_tasks.refresh_slack_root.apply(args=[episode_id])
 
     assert response.status_code == 200
     with database.session() as session:
@@ -177,6 +176,10 @@ def test_acknowledge_button_records_who_and_when(slack_app, fake_slack, database
     fields = fake_slack.roots()[0]["blocks"][1]["fields"]
     assert "acknowledged by alice (U7)" in fields[1]["text"]
     assert [reply["text"] for reply in fake_slack.replies(root["ts"])] == ["*acknowledged* Acknowledged by alice (U7) in Slack"]
+    [portal_episode] = slack_app.client.get("/api/v1/incidents/1").json()["episodes"]
+    assert portal_episode["acknowledged_by"] == "alice (U7)"
+    assert portal_episode["acknowledged_at"] is not None
+    assert "acknowledged by alice (U7)" in slack_app.client.get("/incidents/1").text
 
 
 def test_resolve_button_resolves_by_person(slack_app, fake_slack, database):
