@@ -14,7 +14,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from functions.db import Database
 from functions.models import SlackDelivery
-from functions.slack.blocks import ACK_ACTION, ASK_ACTION, PORTAL_ACTION, RESOLVE_ACTION, escape
+from functions.slack.blocks import (
+    ACK_ACTION,
+    ASK_ACTION,
+    PORTAL_ACTION,
+    RESOLVE_ACTION,
+    escape,
+)
 
 logger = logging.getLogger(__name__)
 

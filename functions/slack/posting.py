@@ -24,7 +24,12 @@ from typing import Any
 from sqlalchemy import update
 
 from functions.models import SlackMessage, SlackThreadPost
-from functions.slack.client import PostedMessage, SlackClient, SlackRejected, SlackUnavailable
+from functions.slack.client import (
+    PostedMessage,
+    SlackClient,
+    SlackRejected,
+    SlackUnavailable,
+)
 from functions.tasks.base import TransientError, database
 
 logger = logging.getLogger(__name__)

@@ -14,13 +14,43 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from functions.celery_app import app
-from functions.models import Episode, Incident, SlackMessage, SlackThreadPost, TimelineEntry
+from functions.models import (
+    Episode,
+    Incident,
+    SlackMessage,
+    SlackThreadPost,
+    TimelineEntry,
+)
 from functions.settings import Settings, get_settings
-from functions.slack.blocks import entry_message, root_message, root_metadata, thread_metadata
-from functions.slack.client import SlackClient, SlackRateLimited, SlackRejected, SlackUnavailable, get_slack_client
-from functions.slack.posting import CLAIMED, FAILED, PENDING, PostInProgress, PostRequest, post_once
+from functions.slack.blocks import (
+    entry_message,
+    root_message,
+    root_metadata,
+    thread_metadata,
+)
+from functions.slack.client import (
+    SlackClient,
+    SlackRateLimited,
+    SlackRejected,
+    SlackUnavailable,
+    get_slack_client,
+)
+from functions.slack.posting import (
+    CLAIMED,
+    FAILED,
+    PENDING,
+    PostInProgress,
+    PostRequest,
+    post_once,
+)
 from functions.slack.views import build_view, entry_dict
-from functions.tasks.base import OpsSeerTask, StepResult, TransientError, database, run_step
+from functions.tasks.base import (
+    OpsSeerTask,
+    StepResult,
+    TransientError,
+    database,
+    run_step,
+)
 from functions.timeline import add_entry, format_duration, get_entry, step_key
 
 logger = logging.getLogger(__name__)

@@ -14,11 +14,29 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from functions.celery_app import app
-from functions.model_services import ModelServiceRejected, ModelServiceUnavailable, get_model_services
-from functions.models import FIRING, RESOLVED, Episode, Incident, SlackMessage, SlackThreadPost, TimelineEntry
+from functions.model_services import (
+    ModelServiceRejected,
+    ModelServiceUnavailable,
+    get_model_services,
+)
+from functions.models import (
+    FIRING,
+    RESOLVED,
+    Episode,
+    Incident,
+    SlackMessage,
+    SlackThreadPost,
+    TimelineEntry,
+)
 from functions.settings import get_settings
 from functions.slack.blocks import answer_text, escape, link
-from functions.slack.client import SlackRateLimited, SlackRejected, SlackUnavailable, get_slack_client, respond
+from functions.slack.client import (
+    SlackRateLimited,
+    SlackRejected,
+    SlackUnavailable,
+    get_slack_client,
+    respond,
+)
 from functions.slack.posting import POSTED
 from functions.tasks.base import OpsSeerTask, database
 from functions.tasks.slack import post_slack_thread_entries, update_root

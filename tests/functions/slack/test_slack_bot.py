@@ -141,7 +141,7 @@ def test_event_retry_processed_once(slack_app, fake_slack):
 
 
 def test_mention_answered_in_thread(slack_app, fake_slack):
-    episode_id, root = _posted_episode(slack_app, fake_slack)
+    _, root = _posted_episode(slack_app, fake_slack)
     started = time.monotonic()
 
     response = slack_app.event(_mention("Ev0MENTION", "<@UBOT> what should I check first?", root["ts"]))
@@ -183,7 +183,7 @@ def test_acknowledge_button_records_who_and_when(slack_app, fake_slack, database
 
 
 def test_resolve_button_resolves_by_person(slack_app, fake_slack, database):
-    episode_id, root = _posted_episode(slack_app, fake_slack)
+    episode_id, _ = _posted_episode(slack_app, fake_slack)
 
     slack_app.interaction(_button("opsseer_resolve", episode_id, "trig-resolve", fake_slack.response_url("resolve")))
     slack_app.run_dispatched()
@@ -198,7 +198,7 @@ def test_resolve_button_resolves_by_person(slack_app, fake_slack, database):
     assert entry.title.startswith("Resolved by alice (U7) in Slack after")
     assert [r["body"]["text"] for r in fake_slack.responses] == ["You resolved incident 1."]
 
-    # Alertmanager still sends the same firing alert: the person's resolve stands.
+    # Alertmanager still sends the same firing alert: the person's resolve remains in effect.
     same = slack_app.trigger.send(payload(alert()))
     assert same["opened_episodes"] == []
     # A later firing (a new startsAt) is a new episode that pages again.

@@ -1,10 +1,8 @@
 """A burst of incidents through the real trigger and a real Celery worker, with Slack rate-limiting every first post."""
 
-import os
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from kombu import Connection
@@ -14,7 +12,7 @@ from functions.models import SlackMessage, TimelineEntry
 from functions.tasks import pipelines
 from opsseer.stack import free_port
 from opsseer.supervisor import Component, Supervisor
-from tests.functions.helpers import T0, Trigger, alert, payload
+from tests.functions.helpers import Trigger, alert, payload
 from tests.functions.slack.conftest import slack_env
 
 BURST = 30
@@ -22,7 +20,7 @@ BURST = 30
 
 @pytest.fixture(scope="module")
 def slack_worker(stack, fake_slack_server, tmp_path_factory) -> Iterator[str]:
-    """A Celery worker with Slack configured, on its own Redis database so the session's worker never sees its tasks."""
+    """A Celery worker with Slack configured, on its own Redis database so the session's worker never receives its tasks."""
     broker_url = stack.broker_url.rsplit("/", 1)[0] + "/3"
     supervisor = Supervisor(tmp_path_factory.mktemp("slack-worker"), echo=False)
     env = {

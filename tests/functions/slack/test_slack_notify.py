@@ -13,7 +13,7 @@ from functions.tasks import slack as slack_tasks
 from functions.tasks import summary
 from functions.timeline import add_attachment, add_entry
 from tests.functions.helpers import T0, Trigger, alert, payload, resolved
-from tests.functions.slack.fake_slack import CHANNEL_ID, Failure
+from tests.functions.slack.fake_slack import Failure
 
 ANSWER = {
     "answer": "Roll back the last deploy with `kubectl rollout undo deploy/toyprod`.",
