@@ -255,6 +255,8 @@ class SlackThreadPost(Base):
 class SlackDelivery(Base):
     """One request from Slack (an event_id or an interaction), stored so that a retried delivery runs once."""
 
+    # TODO: prune rows older than Slack's retry window (about an hour); nothing deletes them yet.
+
     __tablename__ = "slack_deliveries"
 
     key: Mapped[str] = mapped_column(Text, primary_key=True)
