@@ -15,6 +15,8 @@ TASK_MODULES = [
     "functions.tasks.snapshot",
     "functions.tasks.enrichment",
     "functions.tasks.notify",
+    "functions.tasks.slack",
+    "functions.tasks.slack_bot",
     "functions.tasks.summary",
     "functions.tasks.stale",
 ]
@@ -52,6 +54,10 @@ def _settings_defaults() -> dict:
             "sweep-pending-pipelines": {
                 "task": "opsseer.sweep_pending_pipelines",
                 "schedule": settings.pipeline_sweep_interval_seconds,
+            },
+            "sync-slack-threads": {
+                "task": "opsseer.sync_slack_threads",
+                "schedule": settings.slack_thread_sync_interval_seconds,
             },
         },
     }

@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     forecast_step_seconds: float = Field(15.0, gt=0)
     forecast_horizon_steps: int = Field(40, gt=0, le=64)
 
+    # Slack integration. Without a bot token and a channel the Slack steps record "not configured".
+    slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...) that posts incident messages.")
+    slack_channel: str | None = Field(None, description="Channel id (C...) or name that receives incident messages.")
+    slack_signing_secret: SecretStr | None = Field(None, description="Signing secret that verifies requests from Slack.")
+    slack_app_token: SecretStr | None = Field(None, description="App-level token (xapp-...) for Socket Mode.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Base URL of the Slack Web API.")
+    slack_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of each Slack Web API call.")
+    # A claimed but unfinished post older than this is taken over by the next run, after a history check.
+    slack_post_lease_seconds: float = Field(60.0, gt=0)
+    slack_thread_sync_interval_seconds: float = Field(10.0, gt=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -5,6 +5,7 @@ import logging
 import click
 
 from functions.cli import db_group
+from functions.slack.socket_mode import slack_socket_command
 from opsseer.server import api_command
 from opsseer.demo import demo_command
 from opsseer.stack import purge_command, up_command
@@ -28,6 +29,7 @@ cli.add_command(demo_command)
 cli.add_command(toyprod_command)
 cli.add_command(load_command)
 cli.add_command(chaos_command)
+cli.add_command(slack_socket_command)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from functions.db import Database
 from functions.errors import error_response
 from functions.settings import Settings, SettingsError, get_settings
+from functions.slack.router import create_router as create_slack_router
 from functions.triggers import create_router as create_trigger_router
 from portal.routes import create_router as create_portal_router
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, enqueue: Enqueue = celery_enqueue, databas
         return {"status": "ok"}
 
     app.include_router(create_trigger_router())
+    app.include_router(create_slack_router())
     app.include_router(create_portal_router(settings))
     return app
 

@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 class TransientError(Exception):
     """A failure worth retrying: a dependency timed out, refused the connection or returned HTTP 5xx."""
 
+    # Seconds the dependency asked to wait (an HTTP Retry-After header); None means exponential backoff.
+    retry_after: float | None = None
+
 
 @dataclass
 class StepResult:
@@ -141,7 +144,7 @@ def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) 
             )
     except TransientError as exc:
         if task.request.retries < get_settings().task_max_retries:
-            countdown = task.retry_countdown()
+            countdown = exc.retry_after if exc.retry_after is not None else task.retry_countdown()
             logger.warning(
                 "step %s for incident %s episode %s failed (attempt %d), retrying in %.1f s: %s",
                 step, incident_id, episode_id, task.request.retries + 1, countdown, exc,
