@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     task_retry_backoff_seconds: float = Field(2.0, gt=0)
     task_retry_backoff_max_seconds: float = Field(300.0, gt=0)
 
+    # Model services. Without a gateway URL the forecast, runbook and transcription steps record
+    # "not configured" and the pipeline goes on.
+    models_url: str | None = Field(None, description="Base URL of the BentoML model gateway, such as http://127.0.0.1:13000.")
+    models_timeout_seconds: float = Field(60.0, gt=0)
+    forecast_lookback_seconds: int = Field(3600, gt=0, description="SLI history sent to the forecaster.")
+    forecast_step_seconds: float = Field(15.0, gt=0)
+    forecast_horizon_steps: int = Field(40, gt=0, le=64)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
