@@ -17,6 +17,7 @@ TASK_MODULES = [
     "functions.tasks.notify",
     "functions.tasks.summary",
     "functions.tasks.stale",
+    "functions.tasks.transcribe",
 ]
 
 app = Celery("opsseer", include=TASK_MODULES)
