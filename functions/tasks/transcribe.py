@@ -121,7 +121,7 @@ def _segments(transcript: dict[str, Any]) -> list[dict[str, Any]]:
             for item in transcript["segments"]
         ]
     except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedTranscript(f"a transcript segment is not {start, end, text}: {exc!r}") from None
+        raise MalformedTranscript(f"a transcript segment lacks start, end or text: {exc!r}") from None
     return [segment for segment in segments if segment["text"]]
 
 
