@@ -83,11 +83,12 @@
 
   // Build the same markup as the timeline_entry macro in templates/macros.html.
   function renderEntry(entry) {
-    var item = element("li", "entry entry--" + cssToken(entry.status) + " entry--kind-" + cssToken(entry.kind));
+    var item = element("li", "entry entry--" + cssToken(entry.status));
     var audio = AUDIO_KINDS.indexOf(entry.kind) >= 0;
     var payload = entry.payload;
     item.id = "entry-" + entry.id;
     item.setAttribute("data-entry-id", String(entry.id));
+    item.setAttribute("data-kind", cssToken(entry.kind));
 
     var head = element("div", "entry__head");
     head.appendChild(element("span", "entry__kind", String(entry.kind).split("_").join(" ")));
