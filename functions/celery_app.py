@@ -19,6 +19,7 @@ TASK_MODULES = [
     "functions.tasks.slack_bot",
     "functions.tasks.summary",
     "functions.tasks.stale",
+    "functions.tasks.transcribe",
 ]
 
 app = Celery("opsseer", include=TASK_MODULES)

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     slack_post_lease_seconds: float = Field(60.0, gt=0)
     slack_thread_sync_interval_seconds: float = Field(10.0, gt=0)
 
+    # Incident-call recordings (upload and transcription). Keep the limit at or below the gateway's
+    # OPSSEER_ASR_MAX_BYTES, or uploads between the two limits are stored but rejected by the gateway.
+    recording_max_bytes: int = Field(25 * 1024 * 1024, gt=0, description="Recording uploads above this many bytes get 413.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,0 +1,56 @@
+"""Gateway: the one BentoML service that OpsSeer's workers call, composing the model services.
+
+`bentoml serve bentos.gateway:Gateway` starts the gateway and every dependency as separate processes; the
+gateway calls them through BentoML's internal client, so their adaptive batching merges concurrent requests.
+"""
+
+import logging
+from pathlib import Path
+
+import anyio
+import bentoml
+
+from bentos.asr.audio import check_size, decode
+from bentos.asr.limits import UploadSizeLimit
+from bentos.asr.schemas import Clip, Transcript
+from bentos.asr.service import SpeechToText
+from bentos.asr.settings import get_asr_settings
+from bentos.asr.transcriber import check_language
+
+logger = logging.getLogger(__name__)
+
+ASR_SETTINGS = get_asr_settings()
+
+
+@bentoml.service(name="gateway", traffic={"timeout": ASR_SETTINGS.request_timeout_seconds})
+class Gateway:
+    asr = bentoml.depends(SpeechToText)
+
+    def __init__(self) -> None:
+        self.asr_settings = get_asr_settings()
+        self.asr_languages: frozenset[str] | None = None
+
+    async def _asr_languages(self) -> frozenset[str]:
+        if self.asr_languages is None:
+            self.asr_languages = frozenset(await self.asr.to_async.languages())
+        return self.asr_languages
+
+    @bentoml.api
+    async def transcribe(self, audio: Path, language: str | None = None) -> Transcript:
+        """Transcribe an uploaded WAV, FLAC or MP3 recording (multipart field "audio").
+
+        The upload is checked and decoded here, before it joins a batch, so a bad file gets its own
+        413 or 422 and never fails the other requests batched with it.
+        """
+        check_size(audio.stat().st_size, max_bytes=self.asr_settings.max_bytes)
+        check_language(language, await self._asr_languages(), model="the speech-to-text model")
+        decoded = await anyio.to_thread.run_sync(lambda: decode(audio, max_seconds=self.asr_settings.max_seconds))
+        logger.info(
+            "transcribing %.1f s of %s audio (%d Hz, %d channels)",
+            decoded.duration_seconds, decoded.source_format, decoded.source_sample_rate, decoded.source_channels,
+        )
+        results = await self.asr.to_async.transcribe_batch([Clip(samples=decoded.samples, language=language)])
+        return Transcript.model_validate(results[0], from_attributes=True)
+
+
+Gateway.add_asgi_middleware(UploadSizeLimit, paths=("/transcribe",), max_bytes=ASR_SETTINGS.max_bytes)
