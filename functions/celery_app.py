@@ -17,6 +17,7 @@ TASK_MODULES = [
     "functions.tasks.notify",
     "functions.tasks.summary",
     "functions.tasks.stale",
+    "functions.tasks.github",
 ]
 
 app = Celery("opsseer", include=TASK_MODULES)
@@ -52,6 +53,10 @@ def _settings_defaults() -> dict:
             "sweep-pending-pipelines": {
                 "task": "opsseer.sweep_pending_pipelines",
                 "schedule": settings.pipeline_sweep_interval_seconds,
+            },
+            "sync-github-comments": {
+                "task": "opsseer.sync_github_comments",
+                "schedule": settings.github_comment_sweep_interval_seconds,
             },
         },
     }

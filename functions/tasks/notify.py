@@ -1,7 +1,7 @@
 """Notification steps: tell chat and issue trackers that an episode fired or resolved.
 
-No Slack or GitHub integration is part of this release, so both steps record that notifications are not
-configured.
+No Slack integration is part of this release, so both steps record that chat notifications are not
+configured. GitHub issues have their own steps in functions.tasks.github.
 """
 
 from sqlalchemy.orm import Session
@@ -10,13 +10,13 @@ from functions.celery_app import app
 from functions.models import Episode, Incident
 from functions.tasks.base import OpsSeerTask, StepResult, run_step
 
-CHANNELS = ("slack", "github")
+CHANNELS = ("slack",)
 
 
 def _not_configured(event: str) -> StepResult:
-    # TODO: post to Slack and open or close the GitHub issue once those integrations exist.
+    # TODO: post to Slack once that integration exists.
     return StepResult(
-        title=f"No {event} notification sent: neither Slack nor GitHub is configured",
+        title=f"No {event} chat notification sent: Slack is not configured",
         status="not_configured",
         payload={"event": event, "channels": {channel: "not_configured" for channel in CHANNELS}},
     )

@@ -21,6 +21,7 @@ EXPECTED_STEPS = {
     "forecast": "not_configured",
     "runbook": "not_configured",
     "notify": "not_configured",
+    "github": "not_configured",
     "summary": "ok",
 }
 
@@ -63,7 +64,7 @@ def test_enrichment_pipeline_records_every_step(worker, prometheus, trigger, dat
     assert {kind: entry.status for kind, entry in entries.items()} == EXPECTED_STEPS
     assert entries["snapshot"].payload["query"] == 'up{job="toyprod"}'
     assert entries["snapshot"].payload["threshold"] == 0
-    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "not_configured", "runbook": "not_configured", "notify": "not_configured"}
+    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "not_configured", "runbook": "not_configured", "notify": "not_configured", "github": "not_configured"}
     with database.session() as session:
         chart = session.get(Attachment, entries["snapshot"].payload["attachment_id"])
         assert chart.content_type == "image/png"
