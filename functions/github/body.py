@@ -60,8 +60,10 @@ def incident_url(portal_url: str, incident_id: int) -> str:
 
 def issue_title(incident: Incident) -> str:
     """Plain-text title; GitHub does not render Markdown in titles, so only control characters are removed."""
-    name = _CONTROL.sub("", incident.title or incident.alertname or incident.fingerprint)
-    title = f"[{incident.severity}] {name}"
+    name = incident.alertname or incident.fingerprint
+    if incident.title and incident.title != name:
+        name = f"{name}: {incident.title}"
+    title = _CONTROL.sub("", f"[{incident.severity}] {name}").replace("\n", " ")
     return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
 
 
@@ -69,7 +71,7 @@ def _forecast_lines(entry: TimelineEntry) -> list[str]:
     forecast = entry.payload.get("forecast") or {}
     breach = entry.payload.get("breach") or {}
     model = entry.model or forecast.get("model", "unknown model")
-    lines = [f"Query {code_span(entry.payload.get('query', ''))}, model {escape_text(model, 200)}."]
+    lines = [f"Query {code_span(entry.payload.get('query', ''))}, model {code_span(model, 200)}."]
     if breach:
         probability = breach.get("probability")
         p50, p90 = breach.get("time_to_p50_seconds"), breach.get("time_to_p90_seconds")
@@ -93,7 +95,7 @@ def _runbook_lines(entry: TimelineEntry) -> list[str]:
     if source:
         lines.append(
             f"Source: {escape_text(source, 300)}, {escape_text(payload.get('heading', ''), 300)} "
-            f"(lines {payload.get('line_start')}-{payload.get('line_end')}), model {escape_text(entry.model or payload.get('model', ''), 200)}."
+            f"(lines {payload.get('line_start')}-{payload.get('line_end')}), model {code_span(entry.model or payload.get('model', ''), 200)}."
         )
     return lines
 
@@ -148,7 +150,7 @@ def comment_body(entry: TimelineEntry, *, portal_url: str) -> str:
     elif entry.payload.get("text"):
         lines.append(escape_text(entry.payload["text"]))
     if entry.model:
-        lines.append(f"Model: {escape_text(entry.model, 200)}")
+        lines.append(f"Model: {code_span(entry.model, 200)}")
     lines.append(f"Timeline: {link}")
     return fit_body("\n\n".join(lines), link)
 
