@@ -27,7 +27,7 @@ _REFERENCE = re.compile(r"([@#])(?=[A-Za-z0-9])|(?<=GH)-(?=\d)", re.IGNORECASE)
 
 
 def issue_marker(incident_id: int, episode_id: int) -> str:
-    """The hidden first line of an episode's issue, which a retry searches for."""
+    """Return the hidden first line of an episode's issue, which a retry searches for."""
     return f"<!-- opsseer:incident={incident_id} episode={episode_id} -->"
 
 

@@ -21,7 +21,7 @@ from functions.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# GitHub asks clients to wait at least one minute after a secondary rate limit without Retry-After.
+# GitHub's REST documentation recommends waiting at least one minute after a secondary rate limit without Retry-After.
 SECONDARY_RATE_LIMIT_WAIT_SECONDS = 60.0
 # Items read per marker lookup: the marker is searched right after a failed create, so it is among the newest.
 LOOKUP_PAGE_SIZE = 50
@@ -153,7 +153,7 @@ class GitHubClient:
         except GithubException as exc:
             raise translate_error(exc, action=action, repository=self.repository) from None
         except requests.Timeout as exc:
-            raise GitHubUnavailable(f"GitHub did not answer {action} in time: {type(exc).__name__}") from None
+            raise GitHubUnavailable(f"GitHub did not respond to {action} in time: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             raise GitHubUnavailable(f"GitHub could not be reached for {action}: {type(exc).__name__}: {exc}") from None
 

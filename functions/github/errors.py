@@ -16,7 +16,7 @@ class GitHubError(Exception):
 
 
 class GitHubUnavailable(GitHubError, TransientError):
-    """GitHub did not answer in time, refused the connection or returned HTTP 5xx."""
+    """GitHub did not respond in time, refused the connection or returned HTTP 5xx."""
 
 
 class RateLimited(GitHubError):

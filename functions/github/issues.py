@@ -35,6 +35,8 @@ LOOKUP_MARGIN = timedelta(minutes=10)
 
 # Entries posted as comments when they reach the timeline after the issue was written. Entries with status
 # "failed" are posted too, except the GitHub steps' own entries and the summary, which repeats them.
+# NOTE: "transcript_summary", "acknowledge" and "manual_resolve" are the kinds this module expects from the
+# transcription and chat steps; an entry written under another kind name is not posted.
 COMMENT_KINDS = frozenset({"proactive_warning", "runbook", "transcript_summary", "acknowledge", "manual_resolve"})
 NO_FAILURE_COMMENT_KINDS = frozenset({"github", "summary"})
 
@@ -204,6 +206,8 @@ def close_issue(client: GitHubClient, settings: Settings, *, episode_id: int) ->
         incident_id = episode.incident_id
         opened = get_entry(session, key=step_key(episode_id, "github"))
     if opened is None:
+        # NOTE: the close retries with the ordinary backoff, so an open step that waits out a long rate
+        # limit can outlast it, and the close then records a failure while the issue stays open.
         raise IssuePending(f"incident {incident_id} episode {episode_id}: the GitHub issue is not opened yet")
     if opened.status != "ok":
         return StepResult(
@@ -258,7 +262,11 @@ def wants_comment(entry: TimelineEntry) -> bool:
 
 
 def queue_comments(limit: int = 200) -> list[int]:
-    """Insert pending comment rows for entries written after their episode's issue; return their entry ids."""
+    """Insert pending comment rows for entries written after their episode's issue; return their entry ids.
+
+    NOTE: an entry whose id was allocated before the issue's last_entry_id but committed after it is never
+    posted, and a comment task lost after this insert leaves its row pending without a retry.
+    """
     with database().session() as session:
         candidates = session.execute(
             select(TimelineEntry, GitHubIssue.id)

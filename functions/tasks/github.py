@@ -1,9 +1,10 @@
 """GitHub steps: open the episode's issue on fire, close it on resolve, and post later entries as comments.
 
 Each step writes one timeline entry of kind "github": ok with the issue URL, not_configured without a
-token and repository, skipped, or failed with the fix. Rate limits are retried after the wait GitHub
-asks for (capped by OPSSEER_GITHUB_RATE_LIMIT_MAX_WAIT_SECONDS); outages back off like other steps;
-permission and not-found errors fail at once, because retrying cannot fix a token or a repository name.
+token and repository, skipped, or failed with the fix. Rate limits are retried after the wait that
+GitHub's response names, capped by OPSSEER_GITHUB_RATE_LIMIT_MAX_WAIT_SECONDS. Outages back off like
+other steps. Permission and not-found errors fail at once, because retrying cannot fix a token or a
+repository name.
 """
 
 import logging
