@@ -66,7 +66,8 @@ def test_issue_created_with_body_labels_assignees(trigger, database, github):
     assert [user["login"] for user in issue["assignees"]] == ["alice", "bob"]
     body = issue["body"]
     assert body.startswith(issue_marker(1, episode_id) + "\n")
-    assert "http://127.0.0.1:" in body and "/incidents/1" in body
+    assert "http://127.0.0.1:" in body
+    assert "/incidents/1" in body
     assert "/api/v1/attachments/7" in body
     assert "`amazon/chronos-bolt-small@abc123`" in body
     assert "probability of crossing 0.25: 90%, median forecast crosses in 10m, p90 crosses in 4m" in body

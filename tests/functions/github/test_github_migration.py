@@ -18,8 +18,8 @@ def _tables(url: str) -> set[str]:
 def test_github_tables_upgrade_and_downgrade(stack):
     with stack.cluster_admin() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        admin.execute(f"CREATE DATABASE {DATABASE} OWNER opsseer")
-    url = stack.database_url.rsplit("/", 1)[0] + f"/{DATABASE}"
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    url = stack.cluster.url_for(DATABASE)
     try:
         migrations.upgrade(url)
         assert {"github_issues", "github_comments", "incidents"} <= _tables(url)
