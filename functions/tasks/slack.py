@@ -59,7 +59,7 @@ NOT_CONFIGURED_TITLE = "No Slack message sent: set OPSSEER_SLACK_BOT_TOKEN and O
 
 # Entries that never go to the thread: the alert itself, Slack's own records, the channel-agnostic notify
 # seam and the enrichment summary, which only repeats the root message.
-THREAD_EXCLUDED_KINDS = ("alert", "slack", "slack_resolved", "slack_thread", "notify", "notify_resolved", "summary")
+THREAD_EXCLUDED_KINDS = ("alert", "slack", "slack_resolved", "slack_thread", "summary")
 THREAD_BATCH = 20
 SYNC_BATCH = 100
 

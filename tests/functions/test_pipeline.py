@@ -21,7 +21,7 @@ EXPECTED_STEPS = {
     "forecast": "not_configured",
     "runbook": "not_configured",
     "slack": "not_configured",
-    "notify": "not_configured",
+    "github": "not_configured",
     "summary": "ok",
 }
 
@@ -64,7 +64,7 @@ def test_enrichment_pipeline_records_every_step(worker, prometheus, trigger, dat
     assert {kind: entry.status for kind, entry in entries.items()} == EXPECTED_STEPS
     assert entries["snapshot"].payload["query"] == 'up{job="toyprod"}'
     assert entries["snapshot"].payload["threshold"] == 0
-    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "not_configured", "runbook": "not_configured", "slack": "not_configured", "notify": "not_configured"}
+    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "not_configured", "runbook": "not_configured", "slack": "not_configured", "github": "not_configured"}
     with database.session() as session:
         chart = session.get(Attachment, entries["snapshot"].payload["attachment_id"])
         assert chart.content_type == "image/png"
@@ -94,7 +94,9 @@ def test_resolve_records_duration(worker, trigger, database):
 
     assert entries["resolution"].payload["duration_seconds"] == 95
     assert entries["resolution"].title == "Resolved after 1m 35s"
-    assert _wait_for_entry(database, "notify_resolved")["notify_resolved"].status == "not_configured"
+    entries = _wait_for_entry(database, "slack_resolved")
+    assert entries["slack_resolved"].status == "not_configured"
+    assert _wait_for_entry(database, "github_resolved")["github_resolved"].status == "not_configured"
 
 
 @pytest.fixture
@@ -132,7 +134,8 @@ def test_failed_step_still_gets_summary(settings, database, dead_prometheus):
     summary = _entries(database)["summary"]
     assert summary.status == "failed"
     assert summary.payload["steps"]["snapshot"] == "failed"
-    assert summary.payload["steps"]["notify"] == "not_configured"
+    assert summary.payload["steps"]["slack"] == "not_configured"
+    assert summary.payload["steps"]["github"] == "not_configured"
 
 
 def test_retry_countdown_backs_off_exponentially(settings):
