@@ -10,7 +10,7 @@ The quantiles of each result increase with the level at every step.
 
 `load_backend(settings)` picks the backend that OPSSEER_FORECAST_BACKEND names; with `auto` it falls back from
 Chronos to the statistical backend when the Chronos weights cannot be loaded, logs that once, and every result's
-`model` field says so.
+`model` field names the fallback.
 """
 
 import hashlib
@@ -92,10 +92,16 @@ class ChronosBackend(ForecastBackend):
 
     name = "chronos"
 
-    def __init__(self, model_id: str, *, device: str = "auto", num_samples: int = 20) -> None:
+    def __init__(
+        self, model_id: str, *, device: str = "auto", num_samples: int = 20, torch_threads: int | None = None
+    ) -> None:
         import chronos
         import torch
         from chronos import BaseChronosPipeline
+
+        if torch_threads is not None:
+            # On CPUs shared with other processes, fewer threads than cores avoid oversubscription stalls.
+            torch.set_num_threads(torch_threads)
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -116,8 +122,8 @@ class ChronosBackend(ForecastBackend):
         """Forecast each series; series sharing quantile levels go to Chronos as one batch.
 
         A batch is predicted to its longest horizon and each result truncated to its own. Chronos left-pads
-        shorter contexts with NaN and masks the padding, so a Chronos-Bolt forecast does not depend on the
-        other series in its batch (up to float rounding; tests check this).
+        shorter contexts with NaN and masks the padding. A Chronos-Bolt forecast therefore does not depend on
+        the other series in its batch, up to float rounding, and the tests check this.
         """
         import torch
 
@@ -255,7 +261,12 @@ def load_backend(settings: ForecasterSettings) -> ForecastBackend:
         return SeasonalNaiveBackend()
 
     try:
-        return ChronosBackend(settings.model, device=settings.device, num_samples=settings.chronos_num_samples)
+        return ChronosBackend(
+            settings.model,
+            device=settings.device,
+            num_samples=settings.chronos_num_samples,
+            torch_threads=settings.torch_threads,
+        )
     except LOAD_ERRORS as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
         if settings.backend == "chronos":

@@ -128,7 +128,7 @@ def breach_predicted(breach: Mapping[str, Any]) -> bool:
 
 def format_duration(seconds: float) -> str:
     """Format seconds compactly: 45s, 4m, 4m 30s, 2h 5m, 3d 1h."""
-    total = int(round(seconds))
+    total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

@@ -1,7 +1,7 @@
 """Exceptions of the forecaster.
 
 ForecastError
-├── ForecastInputError (also a ValueError): the request is invalid; the service answers 422
+├── ForecastInputError (also a ValueError): the request is invalid, so the service returns 422
 │   ├── InsufficientDataError: too few observed points ("insufficient data" in the message)
 │   ├── HorizonError: horizon below 1 or above the backend's limit
 │   ├── QuantileLevelError: a quantile level outside (0, 1), duplicated, or none given

@@ -1,4 +1,4 @@
-"""Clean and validate input series before any backend sees them.
+"""Clean and validate input series before any backend receives them.
 
 Rules, applied in this order:
 - null, NaN and +-Inf values are missing;

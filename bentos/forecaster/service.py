@@ -2,8 +2,8 @@
 
 Serve alone with `bentoml serve bentos.forecaster.service:Forecaster`; the gateway composes it. BentoML merges
 concurrent requests into one model call of at most OPSSEER_FORECAST_MAX_BATCH_SIZE series (adaptive batching).
-Each request's series are validated while its body is parsed, before batching, so a bad series answers its own
-caller with 422 and never reaches, or fails, a merged batch.
+Each request's series are validated while its body is parsed, before batching, so a bad series gets its own
+caller a 422 response and never reaches, or fails, a merged batch.
 """
 
 import logging
@@ -33,7 +33,7 @@ class ValidatedSeriesIn(SeriesIn):
         try:
             prepare_series(self, max_horizon=MAX_HORIZON)
         except ForecastInputError as exc:
-            # Not a ValueError subclass, so pydantic lets it through and BentoML answers with its 422 status.
+            # Not a ValueError subclass, so pydantic lets it through and BentoML returns its 422 status.
             raise UnprocessableEntity(str(exc)) from exc
         return self
 
@@ -52,20 +52,31 @@ class Forecaster:
         logger.info(
             "forecaster ready: backend=%s model=%s version=%s max_batch_size=%d max_latency_ms=%d",
             self.backend.name, self.backend.model, self.backend.model_version,
-            self.settings.effective_max_batch_size, self.settings.max_latency_ms,
+            self.settings.max_batch_size if self.settings.batching else 1, self.settings.max_latency_ms,
         )
 
-    @bentoml.api(
-        batchable=True,
-        batch_dim=0,
-        max_batch_size=SETTINGS.effective_max_batch_size,
-        max_latency_ms=SETTINGS.max_latency_ms,
-    )
-    def predict(self, series: list[ValidatedSeriesIn]) -> list[ForecastOut]:
-        """Forecast each series; the result list has the same length and order as `series`."""
+    def _forecast(self, series: list[ValidatedSeriesIn]) -> list[ForecastOut]:
         try:
             prepared = prepare_batch(series, max_horizon=self.backend.max_horizon)
         except ForecastInputError as exc:
             # Reached only by in-process calls: HTTP requests were validated while their body was parsed.
             raise UnprocessableEntity(str(exc)) from exc
         return self.backend.predict(prepared)
+
+    # BentoML requires max_batch_size > 1 on a batchable API, so "batching off" declares a plain API
+    # with the same name and signature: each request is then one model call.
+    if SETTINGS.batching:
+
+        @bentoml.api(
+            batchable=True, batch_dim=0, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms
+        )
+        def predict(self, series: list[ValidatedSeriesIn]) -> list[ForecastOut]:
+            """Forecast each series; the result list has the same length and order as `series`."""
+            return self._forecast(series)
+
+    else:
+
+        @bentoml.api
+        def predict(self, series: list[ValidatedSeriesIn]) -> list[ForecastOut]:
+            """Forecast each series; the result list has the same length and order as `series`."""
+            return self._forecast(series)

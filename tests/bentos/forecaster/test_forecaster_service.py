@@ -69,7 +69,7 @@ def test_concurrent_requests_return_to_their_callers(forecaster_url, chronos_mod
         expected = reference.forecast(series)
         for item, (result, alone) in enumerate(zip(results, expected, strict=True)):
             assert len(result["mean"]) == series[item]["horizon"]
-            # The random model's output scales with its input, so a swapped answer is off by a factor of 10 or more.
+            # The random model's output scales with its input, so a swapped result is off by a factor of 10 or more.
             np.testing.assert_allclose(
                 result["quantiles"]["0.5"], alone.quantiles["0.5"], rtol=1e-3,
                 atol=1e-4 * 10.0**index, err_msg=f"request {index} item {item}",
