@@ -1,7 +1,9 @@
 """Gateway: the one BentoML service that OpsSeer's workers call, composing the model services.
 
-`bentoml serve bentos.gateway:Gateway` starts the gateway and every dependency as separate processes; the
-gateway calls them through BentoML's internal client, so their adaptive batching merges concurrent requests.
+`bentoml serve bentos.gateway:Gateway` (or `bentoml serve` with bentofile.yaml) starts the gateway and
+every dependency as separate processes. The gateway validates each request, then calls the dependency
+through BentoML's internal client, so adaptive batching merges concurrent requests and a bad input gets
+its own 4xx without failing the other requests batched with it.
 """
 
 import logging
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import bentoml
+from bentoml.exceptions import UnprocessableEntity
 
 from bentos.asr.audio import check_size, decode
 from bentos.asr.limits import UploadSizeLimit
@@ -16,19 +19,40 @@ from bentos.asr.schemas import Clip, Transcript
 from bentos.asr.service import SpeechToText
 from bentos.asr.settings import get_asr_settings
 from bentos.asr.transcriber import check_language
+from bentos.forecaster.errors import ForecastInputError
+from bentos.forecaster.hygiene import prepare_batch
+from bentos.forecaster.schema import ForecastOut, SeriesIn
+from bentos.forecaster.service import Forecaster
 
 logger = logging.getLogger(__name__)
 
 ASR_SETTINGS = get_asr_settings()
+# The gateway waits for the slowest capability: a long recording on the CPU.
+REQUEST_TIMEOUT_SECONDS = max(120, ASR_SETTINGS.request_timeout_seconds)
 
 
-@bentoml.service(name="gateway", traffic={"timeout": ASR_SETTINGS.request_timeout_seconds})
+@bentoml.service(name="gateway", traffic={"timeout": REQUEST_TIMEOUT_SECONDS})
 class Gateway:
+    """Route each capability's API to its model service."""
+
+    forecaster = bentoml.depends(Forecaster)
     asr = bentoml.depends(SpeechToText)
 
     def __init__(self) -> None:
         self.asr_settings = get_asr_settings()
         self.asr_languages: frozenset[str] | None = None
+
+    @bentoml.api
+    async def forecast(self, series: list[SeriesIn]) -> list[ForecastOut]:
+        """Validate every series (422 naming the index and the fix), then forecast them in the Forecaster's batches."""
+        if not series:
+            raise UnprocessableEntity("series is empty; send at least one series")
+        try:
+            prepare_batch(series)
+        except ForecastInputError as exc:
+            raise UnprocessableEntity(str(exc)) from exc
+        results = await self.forecaster.to_async.predict(series=[item.model_dump() for item in series])
+        return [ForecastOut.model_validate(result) for result in results]
 
     async def _asr_languages(self) -> frozenset[str]:
         if self.asr_languages is None:
@@ -40,7 +64,7 @@ class Gateway:
         """Transcribe an uploaded WAV, FLAC or MP3 recording (multipart field "audio").
 
         The upload is checked and decoded here, before it joins a batch, so a bad file gets its own
-        413 or 422 and never fails the other requests batched with it.
+        413 or 422.
         """
         check_size(audio.stat().st_size, max_bytes=self.asr_settings.max_bytes)
         check_language(language, await self._asr_languages(), model="the speech-to-text model")
