@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from bentos.forecaster.breach import analyze_breach, describe_breach
+from bentos.forecaster.breach import analyze_breach, breach_predicted, breach_title
 from functions.celery_app import app
 from functions.model_services import ModelServiceRejected, get_model_services
 from functions.models import Episode, Incident
@@ -107,19 +107,19 @@ def _forecast(session: Session, incident: Incident, episode: Episode) -> StepRes
 
     breach = analyze_breach(forecast, threshold, direction=direction, step_seconds=settings.forecast_step_seconds)
     payload["breach"] = breach
-    summary = describe_breach(breach)
-    if breach["probability"] >= 0.5 or breach["time_to_p90_seconds"] is not None:
+    title = breach_title(breach)
+    if breach_predicted(breach):
         add_entry(
             session,
             incident_id=incident.id,
             episode_id=episode.id,
             key=step_key(episode.id, "proactive_warning"),
             kind="proactive_warning",
-            title=f"Forecast: {summary}",
+            title=title,
             payload={**breach, "query": query},
             model=model,
         )
-    return StepResult(title=f"Forecast of {query} by {forecast['model']}: {summary}", payload=payload, model=model)
+    return StepResult(title=f"{title}; forecast of {query} by {forecast['model']}", payload=payload, model=model)
 
 
 def runbook_question(incident: Incident) -> tuple[str, str | None]:
