@@ -4,7 +4,7 @@ A runbook is parsed with markdown-it (CommonMark plus tables) into top-level blo
 items, fenced or indented code blocks, tables, block quotes and HTML blocks. A block is never split, so a
 code block or a list item (with its nested items) stays whole. A chunk is a run of consecutive blocks of
 one section (the text under one heading, without its subsections), cut before a block that would make it
-longer than `chunk_chars`. Line numbers are 1-based and inclusive, counted in the file as it is on disk.
+longer than `chunk_chars`; a paragraph ending with ":" stays in the chunk of the block it introduces. Line numbers are 1-based and inclusive, counted in the file as it is on disk.
 """
 
 import logging
@@ -130,6 +130,10 @@ def _top_level_blocks(tokens: list[Token], lines: list[str]) -> Iterator[tuple[i
             yield _block("html", lines, token.map)
 
 
+def _introduces_next(block: Block) -> bool:
+    return block.kind == "paragraph" and block.text.rstrip().endswith(":")
+
+
 def chunk_markdown(text: str, source: str, *, chunk_chars: int) -> list[Chunk]:
     """Split one Markdown document into chunks; `source` names it in each chunk."""
     lines, title = _split_front_matter(text.split("\n"))
@@ -172,7 +176,11 @@ def chunk_markdown(text: str, source: str, *, chunk_chars: int) -> list[Chunk]:
             continue
         size = sum(len(item.text) for item in pending)
         if pending and size + len(block.text) > chunk_chars:
+            # A paragraph that ends with ":" introduces the next block, so it moves to the next chunk with it.
+            carried = pending.pop() if len(pending) > 1 and _introduces_next(pending[-1]) else None
             flush()
+            if carried:
+                pending.append(carried)
         pending.append(block)
     flush()
     return chunks

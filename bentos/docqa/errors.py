@@ -3,6 +3,7 @@
 DocQAError
 ├── RunbookDirNotFound    the runbook directory does not exist (start-up)
 ├── EmptyIndex            the runbook directory has no indexable Markdown (start-up)
+├── EmbeddingModelNotFound the embedding model cannot be loaded (start-up)
 └── InvalidQuestion       a request the service cannot answer (empty or too long question, top_k out of range);
                           also a BentoML UnprocessableEntity, so the HTTP caller gets 422 with the message
 """
@@ -23,4 +24,8 @@ class EmptyIndex(DocQAError):
 
 
 class InvalidQuestion(DocQAError, UnprocessableEntity):
+    pass
+
+
+class EmbeddingModelNotFound(DocQAError):
     pass

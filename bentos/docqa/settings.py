@@ -41,7 +41,7 @@ class DocQASettings(BaseSettings):
     # "weighted" is bm25_weight * BM25 score scaled to [0, 1] + embedding_weight * cosine similarity.
     docqa_fusion: Literal["rrf", "weighted"] = "rrf"
     docqa_rrf_k: PositiveInt = 60
-    docqa_bm25_weight: float = Field(0.5, ge=0)
+    docqa_bm25_weight: float = Field(1.0, ge=0)
     docqa_embedding_weight: float = Field(1.0, ge=0)
     # Chunks of the file named by source_hint get this added to their fused score. With "rrf" the default
     # equals one extra first-place vote, with "weighted" it is in cosine units.
