@@ -177,7 +177,7 @@ def chunk_markdown(text: str, source: str, *, chunk_chars: int) -> list[Chunk]:
         size = sum(len(item.text) for item in pending)
         if pending and size + len(block.text) > chunk_chars:
             # A paragraph that ends with ":" introduces the next block, so it moves to the next chunk with it.
-            carried = pending.pop() if len(pending) > 1 and _introduces_next(pending[-1]) else None
+            carried = pending.pop() if _introduces_next(pending[-1]) else None
             flush()
             if carried:
                 pending.append(carried)
