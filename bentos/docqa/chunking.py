@@ -45,10 +45,8 @@ class Chunk:
     line_start: int
     line_end: int
     blocks: tuple[Block, ...]
-
-    @property
-    def text(self) -> str:
-        return "\n\n".join(block.text for block in self.blocks)
+    # The file's lines line_start to line_end, exactly as written.
+    text: str
 
     @property
     def search_text(self) -> str:
@@ -159,6 +157,7 @@ def chunk_markdown(text: str, source: str, *, chunk_chars: int) -> list[Chunk]:
                     line_start=pending[0].line_start,
                     line_end=pending[-1].line_end,
                     blocks=tuple(pending),
+                    text="\n".join(lines[pending[0].line_start - 1 : pending[-1].line_end]),
                 )
             )
             pending.clear()

@@ -122,7 +122,16 @@ def hint_stem(source_hint: str | None) -> str:
 class RunbookIndex:
     """BM25 and embedding indexes over every chunk of a runbook directory."""
 
-    def __init__(self, chunks: list[Chunk], embedder: Embedder, settings: DocQASettings, *, root: Path):
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        embedder: Embedder,
+        settings: DocQASettings,
+        *,
+        root: Path,
+        embeddings: np.ndarray | None = None,
+    ):
+        """Index chunks; pass `embeddings` (one row per chunk, from the same embedder) to reuse computed ones."""
         if not chunks:
             raise EmptyIndex(
                 f"no Markdown text found under {root}: put *.md runbooks there or set OPSSEER_RUNBOOK_DIR"
@@ -135,7 +144,9 @@ class RunbookIndex:
 
         started = time.perf_counter()
         self.bm25 = BM25Okapi([tokenize(chunk.search_text) for chunk in chunks])
-        self.embeddings = embedder.encode([chunk.search_text for chunk in chunks])
+        if embeddings is None:
+            embeddings = embedder.encode([chunk.search_text for chunk in chunks])
+        self.embeddings = embeddings
         self.build_seconds = time.perf_counter() - started
         logger.info("built index of %d chunks under %s in %.1f s", len(chunks), root, self.build_seconds)
 
