@@ -53,10 +53,10 @@ class DocQASettings(BaseSettings):
 
     # Requests: longer questions are rejected with 422.
     docqa_max_question_chars: PositiveInt = 1000
-    # Adaptive batching of `answer`: at most this many questions per batch, and at most this long waiting
-    # in the queue before a batch is run.
+    # Adaptive batching of `answer`: at most this many questions per batch. BentoML answers 503 to a request
+    # whose expected queue wait plus batch run time exceeds max_latency_ms, so the bound is generous.
     docqa_max_batch_size: PositiveInt = 32
-    docqa_max_latency_ms: PositiveInt = 2000
+    docqa_max_latency_ms: PositiveInt = 10_000
     docqa_timeout_seconds: PositiveInt = 60
 
 
