@@ -19,6 +19,8 @@ from bentos.asr.schemas import Clip, Transcript
 from bentos.asr.service import SpeechToText
 from bentos.asr.settings import get_asr_settings
 from bentos.asr.transcriber import check_language
+from bentos.docqa.schemas import Answer, Question
+from bentos.docqa.service import RunbookQA
 from bentos.forecaster.errors import ForecastInputError
 from bentos.forecaster.hygiene import prepare_batch
 from bentos.forecaster.schema import ForecastOut, SeriesIn
@@ -36,6 +38,7 @@ class Gateway:
     """Route each capability's API to its model service."""
 
     forecaster = bentoml.depends(Forecaster)
+    runbook_qa = bentoml.depends(RunbookQA)
     asr = bentoml.depends(SpeechToText)
 
     def __init__(self) -> None:
@@ -53,6 +56,14 @@ class Gateway:
             raise UnprocessableEntity(str(exc)) from exc
         results = await self.forecaster.to_async.predict(series=[item.model_dump() for item in series])
         return [ForecastOut.model_validate(result) for result in results]
+
+    @bentoml.api
+    async def ask(self, question: str, top_k: int = 3, source_hint: str | None = None) -> Answer:
+        """Answer one question from the runbooks; an empty or too long question or a bad top_k gets 422."""
+        # Validating here raises the 422 in the gateway, before the request reaches RunbookQA's batches.
+        request = Question(question=question, top_k=top_k, source_hint=source_hint)
+        answers = await self.runbook_qa.to_async.answer(questions=[request.model_dump()])
+        return Answer.model_validate(answers[0])
 
     async def _asr_languages(self) -> frozenset[str]:
         if self.asr_languages is None:
