@@ -59,6 +59,7 @@ def _settings_defaults() -> dict:
             "sync-slack-threads": {
                 "task": "opsseer.sync_slack_threads",
                 "schedule": settings.slack_thread_sync_interval_seconds,
+            },
             "sync-github-comments": {
                 "task": "opsseer.sync_github_comments",
                 "schedule": settings.github_comment_sweep_interval_seconds,
