@@ -126,7 +126,7 @@ def ask(client: httpx.Client, url: str, questions: list[str]) -> float:
 
 
 def single_latency(url: str, requests: int) -> dict:
-    """One question per request, one request at a time; the first pass over QUESTIONS fills the span cache."""
+    """Time one-question requests sent one at a time; the first pass over QUESTIONS fills the span cache."""
     latencies = []
     with httpx.Client(timeout=60) as client, Progress(console=console, transient=True) as progress:
         task = progress.add_task("single questions", total=requests)
@@ -144,7 +144,7 @@ def single_latency(url: str, requests: int) -> dict:
 
 
 def throughput(url: str, clients: int, seconds: float) -> dict:
-    """Each client sends one-question requests back to back for `seconds`; BentoML merges them into batches."""
+    """Send one-question requests back to back from each client for `seconds`; BentoML merges them into batches."""
     deadline = time.perf_counter() + seconds
     latencies: list[float] = []
     errors = 0

@@ -138,17 +138,6 @@ def in_process(backend: ChronosBackend, series: list[dict], batch_size: int, sec
     }
 
 
-def mean_batch_size(url: str) -> float | None:
-    """Read the mean adaptive batch size from the service's BentoML metrics (None without batching)."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    totals = {"sum": 0.0, "count": 0.0}
-    for line in text.splitlines():
-        for kind in totals:
-            if line.startswith(f"bentoml_service_adaptive_batch_size_{kind}{{"):
-                totals[kind] += float(line.rsplit(" ", 1)[1])
-    return round(totals["sum"] / totals["count"], 1) if totals["count"] else None
-
-
 def write_report(results: dict) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "forecaster.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -189,12 +178,12 @@ def write_report(results: dict) -> Path:
         "|---|---|---|---|",
         f"| batching gain at {summary['max_clients']} clients (throughput on / off) | {summary['batching_gain']}x | >= 8x | "
         f"{'yes' if summary['batching_gain'] >= 8 else 'no'} |",
+        f"| batching gain of the model alone (in-process series/s at batch {summary['max_clients']} / batch 1), "
+        f"an upper bound of the served gain | {summary['compute_batching_gain']}x | | |",
         f"| service overhead at {summary['max_clients']} clients, batching on (in-process series/s at batch "
         f"{summary['overhead_batch_size']} / served requests/s - 1) | {summary['overhead_percent']}% | <= 15% | "
         f"{'yes' if summary['overhead_percent'] <= 15 else 'no'} |",
         f"| service overhead at 1 client (served p50 / in-process call - 1) | {summary['single_overhead_percent']}% | | |",
-        f"| mean batch size over the whole run, batching on (BentoML's adaptive_batch_size metric) | "
-        f"{results['mean_batch_size']['on']} series | | |",
         f"| peak resident memory, batching on (process tree) | {summary['peak_rss_mib_on']} MiB | | |",
         f"| peak resident memory, batching off (process tree) | {summary['peak_rss_mib_off']} MiB | | |",
         "",
@@ -265,7 +254,6 @@ def main() -> None:
                     rows.append(asyncio.run(closed_loop(url, series, clients, args.seconds, progress, task)))
                     progress.update(task, description=f"batching {mode}, {clients} clients: {rows[-1]['throughput_rps']} req/s")
                 results["served"][mode] = rows
-                results.setdefault("mean_batch_size", {})[mode] = mean_batch_size(url)
         for mode, monitor in monitors.items():
             results["peak_rss_bytes"][mode] = monitor.stop()
     finally:
@@ -284,6 +272,9 @@ def main() -> None:
     results["summary"] = {
         "max_clients": top,
         "batching_gain": round(on[top]["throughput_rps"] / off[top]["throughput_rps"], 2),
+        "compute_batching_gain": round(inproc[top]["series_per_second"] / inproc[1]["series_per_second"], 2)
+        if 1 in inproc
+        else None,
         "overhead_batch_size": top,
         "overhead_percent": round((inproc[top]["series_per_second"] / on[top]["throughput_rps"] - 1) * 100, 1),
         "single_overhead_percent": round((on[1]["latency_p50_ms"] / inproc[1]["latency_ms_per_call"] - 1) * 100, 1)
@@ -298,7 +289,10 @@ def main() -> None:
         "Batching on uses "
         f"OPSSEER_FORECAST_MAX_BATCH_SIZE={top}; batching off sets the batch size to 1, so BentoML runs one series "
         "per model call. Throughput with batching can exceed the in-process figure only by noise, since both "
-        "run the same model calls. Other processes shared the CPUs during the run."
+        "run the same model calls. Other processes shared the CPUs during the run, and the load generator ran on the "
+        "same two cores as the service, so its own CPU time counts in the served figures. The 8x target needs "
+        "hardware on which a batch of 64 costs far less than 64 single calls, such as a GPU. This run had no GPU, "
+        "so the target is untested there."
     )
     path = write_report(results)
     console.print(results["summary"])

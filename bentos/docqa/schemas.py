@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from bentos.docqa.errors import InvalidQuestion
 from bentos.docqa.settings import get_docqa_settings
@@ -14,7 +14,7 @@ class Question(BaseModel):
     """One question. Validation raises InvalidQuestion (HTTP 422) instead of a pydantic error (HTTP 400)."""
 
     question: str
-    top_k: int = 3
+    top_k: int = Field(default_factory=lambda: get_docqa_settings().docqa_top_k)
     source_hint: str | None = None
 
     # NOTE: pydantic passes exceptions other than ValueError and AssertionError through unchanged, so

@@ -142,6 +142,8 @@ class ChronosBackend(ForecastBackend):
                 )
             # (batch, horizon, levels) -> (batch, levels, horizon)
             quantiles = quantiles.float().cpu().numpy().transpose(0, 2, 1)
+            # NOTE: Chronos-Bolt returns its 0.5 quantile as the mean, taken before the sort across levels, so it
+            # can differ from quantiles["0.5"] where an untrained or poorly fitted model's quantiles cross.
             mean = mean.float().cpu().numpy()
             for row, index in enumerate(indices):
                 results[index] = build_output(
