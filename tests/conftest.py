@@ -116,6 +116,17 @@ def prometheus(toyprod: Stack) -> Stack:
     return toyprod
 
 
+@pytest.fixture
+def prometheus_history(prometheus: Stack) -> Stack:
+    """Wait until Prometheus holds at least 20 s of toyprod's `up`, enough context for the forecaster."""
+    with PrometheusClient(prometheus.urls["prometheus"]) as client:
+        deadline = time.monotonic() + 60
+        while not client.query('count_over_time(up{job="toyprod"}[1m]) >= 20'):
+            assert time.monotonic() < deadline, "Prometheus holds less than 20 s of history after 60 s"
+            time.sleep(1)
+    return prometheus
+
+
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     """The public evaluation corpus (OPSSEER_CORPUS_DIR); tests that read it skip, naming the path, without it."""

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from functions import model_services
 from functions.models import TimelineEntry
-from functions.prometheus import PrometheusClient
 from functions.settings import get_settings
 from functions.tasks import enrichment, pipelines
 from opsseer.server import celery_enqueue
@@ -41,17 +40,6 @@ def _up_alert(prometheus_url: str, threshold: float, **kwargs):
 
 
 @pytest.fixture
-def history(prometheus):
-    """Wait until Prometheus holds at least 20 s of toyprod's `up`, enough context for the forecaster."""
-    with PrometheusClient(prometheus.urls["prometheus"]) as client:
-        deadline = time.monotonic() + 60
-        while not client.query('count_over_time(up{job="toyprod"}[1m]) >= 20'):
-            assert time.monotonic() < deadline, "Prometheus holds less than 20 s of history after 60 s"
-            time.sleep(1)
-    return prometheus
-
-
-@pytest.fixture
 def live_trigger(settings, database) -> Trigger:
     trigger = Trigger(settings, database)
     trigger.app.state.enqueue = celery_enqueue
@@ -78,8 +66,8 @@ def models_env(monkeypatch):
     model_services.get_model_services.cache_clear()
 
 
-def test_forecast_records_quantiles_breach_and_warning(worker, history, live_trigger, database):
-    live_trigger.send(payload(_up_alert(history.urls["prometheus"], 0.5)))
+def test_forecast_records_quantiles_breach_and_warning(worker, prometheus_history, live_trigger, database):
+    live_trigger.send(payload(_up_alert(prometheus_history.urls["prometheus"], 0.5)))
 
     entries = _wait_for(database, "summary")
 
@@ -101,8 +89,8 @@ def test_forecast_records_quantiles_breach_and_warning(worker, history, live_tri
     assert warning.payload["probability"] == breach["probability"]
 
 
-def test_forecast_below_threshold_predicts_no_breach(worker, history, live_trigger, database):
-    live_trigger.send(payload(_up_alert(history.urls["prometheus"], 5)))
+def test_forecast_below_threshold_predicts_no_breach(worker, prometheus_history, live_trigger, database):
+    live_trigger.send(payload(_up_alert(prometheus_history.urls["prometheus"], 5)))
 
     entries = _wait_for(database, "summary")
 
@@ -148,9 +136,9 @@ def test_steps_without_gateway_record_not_configured(settings, database, models_
     assert entries["runbook"].status == "not_configured"
 
 
-def test_unavailable_gateway_is_retried_then_recorded_and_pipeline_finishes(settings, database, models_env, history):
+def test_unavailable_gateway_is_retried_then_recorded_and_pipeline_finishes(settings, database, models_env, prometheus_history):
     models_env("http://127.0.0.1:1")
-    item = _up_alert(history.urls["prometheus"], 0.5)
+    item = _up_alert(prometheus_history.urls["prometheus"], 0.5)
     episode_id = Trigger(settings, database).send(payload(item))["opened_episodes"][0]
 
     pipelines.enrichment_canvas(episode_id).apply().get()
@@ -165,10 +153,10 @@ def test_unavailable_gateway_is_retried_then_recorded_and_pipeline_finishes(sett
     assert entries["summary"].payload["steps"]["forecast"] == "failed"
 
 
-def test_too_short_history_is_skipped_with_the_reason(settings, database, models_env, gateway, history):
+def test_too_short_history_is_skipped_with_the_reason(settings, database, models_env, gateway, prometheus_history):
     # Four seconds at a 2 s step is two points: the forecaster refuses it with 422.
     models_env(gateway, OPSSEER_FORECAST_LOOKBACK_SECONDS="4")
-    episode_id = Trigger(settings, database).send(payload(_up_alert(history.urls["prometheus"], 0.5)))["opened_episodes"][0]
+    episode_id = Trigger(settings, database).send(payload(_up_alert(prometheus_history.urls["prometheus"], 0.5)))["opened_episodes"][0]
 
     assert enrichment.forecast_breach.apply(args=[episode_id]).get()["status"] == "skipped"
 
