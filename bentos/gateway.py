@@ -33,7 +33,7 @@ ASR_SETTINGS = get_asr_settings()
 REQUEST_TIMEOUT_SECONDS = max(120, ASR_SETTINGS.request_timeout_seconds)
 
 
-@bentoml.service(name="gateway", traffic={"timeout": REQUEST_TIMEOUT_SECONDS})
+@bentoml.service(name="gateway", resources={"cpu": "1", "memory": "1Gi"}, traffic={"timeout": REQUEST_TIMEOUT_SECONDS})
 class Gateway:
     """Route each capability's API to its model service."""
 

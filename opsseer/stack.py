@@ -320,6 +320,17 @@ class Stack:
             )
         )
 
+    def start_slack_socket(self) -> None:
+        """Connect the Slack bot over Socket Mode, for deployments without public ingress.
+
+        Only when OPSSEER_SLACK_APP_TOKEN is set; otherwise Slack reaches the bot over HTTP, if at all.
+        """
+        if not os.environ.get("OPSSEER_SLACK_APP_TOKEN"):
+            return
+        self.supervisor.start(
+            self._python("slack-socket", ["opsseer", "slack-socket"], ready_log=r"connected to Slack over Socket Mode")
+        )
+
     def start(self) -> None:
         """Start every component in dependency order; on failure stop what started and re-raise."""
         try:
@@ -332,6 +343,7 @@ class Stack:
                 self.start_worker,
                 self.start_beat,
                 self.start_flower,
+                self.start_slack_socket,
                 self.start_alertmanager,
                 self.start_prometheus,
             ):
