@@ -38,6 +38,10 @@ def bento_component(
     )
 
 
+# NOTE: `bentoml serve` of the gateway takes about 40 s to exit after SIGTERM or SIGINT, although every
+# service logs its cleanup at once; the supervisor kills it after its grace period.
+
+
 @contextmanager
 def served(service: str, log_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
     """Serve SERVICE (for example "bentos.forecaster.service:Forecaster") and yield its base URL."""

@@ -38,13 +38,13 @@ PROFILES = ("production", "demo")
 # Settings the demo profile changes so that a whole incident fits in a few minutes.
 PROFILE_ENV = {
     "production": {},
-    # The demo's Prometheus scrapes every second, so the forecaster gets a 2 s step and a 2 minute horizon.
+    # The demo's Prometheus scrapes every second, so the forecaster gets a 1 s step and a 64 s horizon.
     "demo": {
         "OPSSEER_SNAPSHOT_LOOKBACK_SECONDS": "300",
         "OPSSEER_PIPELINE_SWEEP_INTERVAL_SECONDS": "10",
         "OPSSEER_FORECAST_LOOKBACK_SECONDS": "300",
-        "OPSSEER_FORECAST_STEP_SECONDS": "2",
-        "OPSSEER_FORECAST_HORIZON_STEPS": "60",
+        "OPSSEER_FORECAST_STEP_SECONDS": "1",
+        "OPSSEER_FORECAST_HORIZON_STEPS": "64",
     },
 }
 # Prometheus re-sends a firing alert to Alertmanager at most once per --rules.alert.resend-delay (1m by default

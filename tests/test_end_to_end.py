@@ -37,4 +37,5 @@ def test_latency_fault_becomes_resolved_incident(stack, worker, prometheus, data
     assert by_kind["forecast"].model
     # The alert's runbook_url names the runbook file, and the answer cites it.
     assert by_kind["runbook"].payload["source"] == "ToyprodLatencySLOBreach.md"
+    assert by_kind["runbook"].payload["heading"] == "ToyprodLatencySLOBreach > Mitigation"
     assert [entry.kind for entry in entries][0] == "alert"

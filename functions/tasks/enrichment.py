@@ -39,8 +39,12 @@ def _not_configured(capability: str, what: str) -> StepResult:
 
 
 def _model_name(result: dict[str, Any]) -> str:
+    """Return "model@version", keeping a trailing note such as "(auto fallback: ...)" after the version."""
     version = result.get("model_version")
-    return f"{result['model']}@{version}" if version else result["model"]
+    if not version:
+        return result["model"]
+    name, separator, note = result["model"].partition(" (")
+    return f"{name}@{version}{separator}{note}"
 
 
 def _worst_series(series: list[Series], direction: str) -> Series:
@@ -123,14 +127,19 @@ def _forecast(session: Session, incident: Incident, episode: Episode) -> StepRes
 
 
 def runbook_question(incident: Incident) -> tuple[str, str | None]:
-    """Build the runbook question from the alert, and a source hint from its runbook_url."""
+    """Build the runbook question from the alert, and a source hint from its runbook_url.
+
+    With a runbook_url the hint finds the runbook, and the question asks only for the mitigation: adding
+    the summary then pulls the answer towards the runbook's own description of the alert instead of what
+    to do. Without one, the summary is added so retrieval can find the right runbook by its meaning.
+    """
     annotations = incident.annotations or {}
-    summary = str(annotations.get("summary") or annotations.get("description") or "").strip()
-    question = f"How do I triage and mitigate {incident.alertname or 'this alert'}?"
-    if summary:
-        question += f" {summary}"
+    question = f"How do I mitigate {incident.alertname or 'this alert'}?"
     runbook_url = str(annotations.get("runbook_url") or "").strip()
     hint = posixpath.basename(urlsplit(runbook_url).path) if runbook_url else ""
+    summary = str(annotations.get("summary") or annotations.get("description") or "").strip()
+    if not hint and summary:
+        question += f" The alert says: {summary}"
     return question, hint or None
 
 

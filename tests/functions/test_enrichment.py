@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from functions import model_services
-from functions.models import TimelineEntry
+from functions.models import Incident, TimelineEntry
 from functions.settings import get_settings
 from functions.tasks import enrichment, pipelines
 from opsseer.server import celery_enqueue
@@ -116,7 +116,11 @@ def test_runbook_step_stores_answer_with_citation(worker, live_trigger, database
     assert entry.status == "ok", entry.title
     assert entry.payload["source"] == "ToyprodLatencySLOBreach.md"
     assert entry.payload["source_hint"] == "ToyprodLatencySLOBreach.md"
-    assert "ToyprodLatencySLOBreach" in entry.payload["question"]
+    assert entry.payload["question"] == "How do I mitigate ToyprodLatencySLOBreach?"
+    # The shipped runbook's Mitigation section opens with the command that removes an injected fault.
+    assert entry.payload["heading"] == "ToyprodLatencySLOBreach > Mitigation"
+    assert entry.payload["kind"] == "command"
+    assert "opsseer chaos" in entry.payload["answer"]
     assert 1 <= entry.payload["line_start"] <= entry.payload["line_end"]
     assert entry.payload["heading"]
     assert entry.payload["answer"].strip()
@@ -162,3 +166,11 @@ def test_too_short_history_is_skipped_with_the_reason(settings, database, models
 
     entry = _entries(database)["forecast"]
     assert "insufficient data" in entry.title
+
+
+def test_runbook_question_adds_summary_only_without_runbook_url():
+    with_url = Incident(alertname="DiskFull", annotations={"summary": "disk / is 95% full", "runbook_url": RUNBOOK_URL})
+    without_url = Incident(alertname="DiskFull", annotations={"summary": "disk / is 95% full"})
+
+    assert enrichment.runbook_question(with_url) == ("How do I mitigate DiskFull?", "ToyprodLatencySLOBreach.md")
+    assert enrichment.runbook_question(without_url) == ("How do I mitigate DiskFull? The alert says: disk / is 95% full", None)
