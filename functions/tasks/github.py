@@ -20,7 +20,7 @@ from functions.github.errors import GitHubError, RateLimited
 from functions.github.issues import close_issue, open_issue, post_comment, queue_comments
 from functions.models import Episode, TimelineEntry
 from functions.settings import Settings, get_settings
-from functions.tasks.base import OpsSeerTask, StepResult, TransientError, _finish_run, _start_run, database
+from functions.tasks.base import OpsSeerTask, StepResult, TransientError, database, finish_run, start_run
 from functions.timeline import add_entry, get_entry, step_key
 
 logger = logging.getLogger(__name__)
@@ -74,16 +74,16 @@ def run_github_step(task: OpsSeerTask, *, episode_id: int, step: str, action: Ac
         )
         return _record(incident_id, episode_id, key, step, result)
 
-    run_id = _start_run(incident_id, episode_id, task)
+    run_id = start_run(incident_id, episode_id, task)
     ids = f"incident {incident_id} episode {episode_id}"
     try:
         result = action(github_client(), settings)
     except (GitHubError, TransientError, OperationalError, InterfaceError) as exc:
-        _finish_run(run_id, "retrying", str(exc))
+        finish_run(run_id, "retrying", str(exc))
         retry_or_raise(task, exc, what=f"step {step}", ids=ids)
         attempts = task.request.retries + 1
         logger.error("step %s for %s failed after %d attempts: %s", step, ids, attempts, exc)
-        _finish_run(run_id, "failed", str(exc))
+        finish_run(run_id, "failed", str(exc))
         failed = StepResult(
             title=f"GitHub {step.replace('_', ' ')} failed after {attempts} attempts: {exc}",
             status="failed",
@@ -93,11 +93,11 @@ def run_github_step(task: OpsSeerTask, *, episode_id: int, step: str, action: Ac
     except Exception as exc:
         # NOTE: a bug here must not stop the pipeline: it is logged with its traceback and recorded.
         logger.exception("step %s for %s failed unexpectedly", step, ids)
-        _finish_run(run_id, "failed", str(exc))
+        finish_run(run_id, "failed", str(exc))
         failed = StepResult(title=f"GitHub {step.replace('_', ' ')} failed: {type(exc).__name__}: {exc}", status="failed", payload={"error": str(exc), "step": step})
         return _record(incident_id, episode_id, key, step, failed)
 
-    _finish_run(run_id, "succeeded")
+    finish_run(run_id, "succeeded")
     return _record(incident_id, episode_id, key, step, result)
 
 

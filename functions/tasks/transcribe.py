@@ -7,17 +7,16 @@ recording as done, so a repeated run is a no-op. It is also the entry that recor
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from functions.celery_app import app
 from functions.model_services import ModelServiceRejected, ModelServiceUnavailable, get_model_services
-from functions.models import Attachment, FunctionRun
+from functions.models import Attachment
 from functions.settings import get_settings
-from functions.tasks.base import OpsSeerTask, database
+from functions.tasks.base import OpsSeerTask, database, finish_run, start_run
 from functions.timeline import add_entry, format_duration, format_offset, get_entry
 
 logger = logging.getLogger(__name__)
@@ -71,28 +70,6 @@ def _load(attachment_id: int) -> StoredRecording | None | str:
             filename=filename,
             content_type=attachment.content_type,
             data=attachment.data,
-        )
-
-
-def _start_run(task: OpsSeerTask, recording: StoredRecording) -> int:
-    with database().session() as session:
-        run = FunctionRun(
-            task_id=task.request.id or "",
-            task_name=task.name,
-            incident_id=recording.incident_id,
-            episode_id=recording.episode_id,
-            attempt=task.request.retries,
-            state="started",
-        )
-        session.add(run)
-        session.flush()
-        return run.id
-
-
-def _finish_run(run_id: int, state: str, error: str | None = None) -> None:
-    with database().session() as session:
-        session.execute(
-            update(FunctionRun).where(FunctionRun.id == run_id).values(state=state, error=error, finished_at=datetime.now(UTC))
         )
 
 
@@ -177,7 +154,7 @@ def _transcribe(task: OpsSeerTask, recording: StoredRecording, run_id: int) -> d
             title="Transcript not available: no model gateway is configured (set OPSSEER_MODELS_URL)",
             payload={"capability": "speech_to_text"},
         )
-        _finish_run(run_id, "succeeded")
+        finish_run(run_id, "succeeded")
         logger.info("%s not transcribed: OPSSEER_MODELS_URL is not set", ids)
         return {"status": "not_configured"}
 
@@ -189,20 +166,20 @@ def _transcribe(task: OpsSeerTask, recording: StoredRecording, run_id: int) -> d
         if task.request.retries < get_settings().task_max_retries:
             countdown = task.retry_countdown()
             logger.warning("%s: model gateway unavailable (attempt %d), retrying in %.1f s: %s", ids, attempts, countdown, exc)
-            _finish_run(run_id, "retrying", str(exc))
+            finish_run(run_id, "retrying", str(exc))
             raise task.retry(exc=exc, countdown=countdown, max_retries=get_settings().task_max_retries) from None
         return _fail(recording, run_id, f"the speech-to-text model gateway is unavailable after {attempts} attempts: {exc}", attempts)
     except (ModelServiceRejected, MalformedTranscript) as exc:
         return _fail(recording, run_id, f"the speech-to-text service rejected the recording: {exc}", task.request.retries + 1)
 
-    _finish_run(run_id, "succeeded")
+    finish_run(run_id, "succeeded")
     logger.info("%s transcribed into %d segments by %s", ids, count, transcript.get("model"))
     return {"status": "ok", "segments": count}
 
 
 def _fail(recording: StoredRecording, run_id: int, error: str, attempts: int) -> dict[str, Any]:
     logger.error("recording %s of incident %s not transcribed: %s", recording.attachment_id, recording.incident_id, error)
-    _finish_run(run_id, "failed", error)
+    finish_run(run_id, "failed", error)
     _add_result(
         recording,
         status="failed",
@@ -223,7 +200,7 @@ def transcribe_recording(self: OpsSeerTask, attachment_id: int) -> dict[str, Any
         if isinstance(recording, str):
             logger.info("recording %s already transcribed (%s), nothing to do", attachment_id, recording)
             return {"status": recording}
-        run_id = _start_run(self, recording)
+        run_id = start_run(recording.incident_id, recording.episode_id, self)
         return _transcribe(self, recording, run_id)
     except (OperationalError, InterfaceError) as exc:
         if self.request.retries < get_settings().task_max_retries:
