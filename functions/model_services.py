@@ -1,9 +1,9 @@
-"""Client of the model gateway (the BentoML services): forecasts, runbook answers and transcripts.
+"""Client of the model gateway (the BentoML services): forecasts, runbook answer spans and transcripts.
 
 Errors:
     ModelServiceError             base class
     ├── ModelServiceUnavailable   connection refused, timeout or HTTP 5xx; a TransientError, so steps retry it
-    └── ModelServiceRejected      HTTP 4xx: the service refused this input (for example "insufficient data");
+    └── ModelServiceRejected      HTTP 4xx: the service rejected this input (for example "insufficient data");
                                   retrying the same input will not help
 """
 
@@ -30,7 +30,7 @@ class ModelServiceUnavailable(ModelServiceError, TransientError):
 
 
 class ModelServiceRejected(ModelServiceError):
-    """The gateway answered HTTP 4xx; the message carries its explanation."""
+    """The gateway returned HTTP 4xx; the message contains its explanation."""
 
     def __init__(self, message: str, *, status_code: int) -> None:
         super().__init__(message)

@@ -95,8 +95,9 @@ def _forecast(session: Session, incident: Incident, episode: Episode) -> StepRes
     try:
         (forecast,) = models.forecast([request])
     except ModelServiceRejected as exc:
-        # The forecaster refused this history (too short, all missing): nothing to retry.
-        return StepResult(title=f"No forecast: the forecaster refused the history of {query}: {exc}", status="skipped", payload=payload)
+        # The forecaster rejected this history (too short, all missing), so a retry cannot help.
+        logger.warning("forecast for incident %s episode %s skipped: %s", incident.id, episode.id, exc)
+        return StepResult(title=f"No forecast: the forecaster rejected the history of {query}: {exc}", status="skipped", payload=payload)
 
     model = _model_name(forecast)
     payload.update(
@@ -151,7 +152,8 @@ def _runbook(session: Session, incident: Incident, episode: Episode) -> StepResu
     try:
         answer = models.ask(question, top_k=3, source_hint=hint)
     except ModelServiceRejected as exc:
-        return StepResult(title=f"No runbook answer: the service refused the question: {exc}", status="skipped", payload={"question": question})
+        logger.warning("runbook answer for incident %s episode %s skipped: %s", incident.id, episode.id, exc)
+        return StepResult(title=f"No runbook answer: the service rejected the question: {exc}", status="skipped", payload={"question": question})
 
     citation = f"{answer['source']}, {answer['heading']}, lines {answer['line_start']}-{answer['line_end']}"
     return StepResult(
