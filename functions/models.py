@@ -255,7 +255,7 @@ class SlackThreadPost(Base):
 class SlackDelivery(Base):
     """One request from Slack (an event_id or an interaction), stored so that a retried delivery runs once."""
 
-    # TODO: prune rows older than Slack's retry window (about an hour); nothing deletes them yet.
+    # Beat's prune_slack_deliveries deletes rows older than a day.
 
     __tablename__ = "slack_deliveries"
 

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+import functions.github.models  # noqa: F401 - registers the GitHub tables on Base.metadata
 from functions.db import Database
+from functions.models import Base
 from functions.prometheus import PrometheusClient
 from functions.settings import Settings, get_settings
 from opsseer.bento import GATEWAY, served
 from opsseer.postgres import remove_cluster
 from opsseer.stack import Ports, Stack
 
-TABLES = "incidents, episodes, alerts, timeline_entries, attachments, webhook_deliveries, function_runs"
 TEST_TOKEN = "test-webhook-token"
 
 # No model hub is reachable from tests: models load from local directories and packages only.
@@ -69,7 +70,8 @@ def database(session_database: Database) -> Database:
     with session_database.session() as session:
         # A session a previous test leaked would block TRUNCATE forever; fail fast and loudly instead.
         session.execute(text("SET LOCAL lock_timeout = '10s'"))
-        session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        tables = ", ".join(Base.metadata.tables)
+        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return session_database
 
 

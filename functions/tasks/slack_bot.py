@@ -7,10 +7,10 @@ late copy of a closed episode. A firing alert with a later startsAt opens a new 
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from functions.celery_app import app
@@ -24,6 +24,7 @@ from functions.models import (
     RESOLVED,
     Episode,
     Incident,
+    SlackDelivery,
     SlackMessage,
     SlackThreadPost,
     TimelineEntry,
@@ -46,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 NOT_CONFIGURED_ANSWER = "Runbook QA is not configured: set OPSSEER_MODELS_URL to the model gateway's URL."
 STATUS_LIMIT = 15
+# Slack retries an undelivered request three times within a few minutes, so a day of delivery keys is
+# far more than retried deliveries need.
+DELIVERY_RETENTION = timedelta(days=1)
 
 
 def _who(user_name: str, user_id: str) -> str:
@@ -307,3 +311,14 @@ def answer_slack_command(self: OpsSeerTask, *, subcommand: str, argument: str, r
         logger.error("reply to /opsseer %s by %s rejected: %s", subcommand, user_id, exc)
         return {"answered": False}
     return {"answered": True, "text": text}
+
+
+@app.task(bind=True, base=OpsSeerTask, name="opsseer.prune_slack_deliveries")
+def prune_slack_deliveries(self: OpsSeerTask) -> int:
+    """Delete delivery keys older than DELIVERY_RETENTION; return how many were deleted."""
+    cutoff = datetime.now(UTC) - DELIVERY_RETENTION
+    with database().session() as session:
+        deleted = session.execute(delete(SlackDelivery).where(SlackDelivery.received_at < cutoff)).rowcount
+    if deleted:
+        logger.info("pruned %d Slack delivery keys received before %s", deleted, cutoff.isoformat())
+    return deleted

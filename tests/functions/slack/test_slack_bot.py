@@ -4,14 +4,14 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
 
 from functions.celery_app import app as celery_app
-from functions.models import Episode, Incident, TimelineEntry
+from functions.models import Episode, Incident, SlackDelivery, TimelineEntry
 from functions.tasks import slack as slack_tasks
 from functions.tasks import slack_bot as slack_bot_tasks
 from functions.tasks.slack_bot import NOT_CONFIGURED_ANSWER
@@ -230,3 +230,20 @@ def test_slash_commands(slack_app, fake_slack):
     assert replies["ask"] == NOT_CONFIGURED_ANSWER
     assert all(r["body"]["response_type"] == "ephemeral" for r in fake_slack.responses)
     assert incident.status_code == missing.status_code == ask.status_code == 200
+
+
+def test_prune_deletes_only_old_delivery_keys(database):
+    now = datetime.now(UTC)
+    with database.session() as session:
+        session.add_all(
+            [
+                SlackDelivery(key="event:old", kind="event", received_at=now - timedelta(days=2)),
+                SlackDelivery(key="event:new", kind="event", received_at=now - timedelta(minutes=5)),
+            ]
+        )
+
+    deleted = slack_bot_tasks.prune_slack_deliveries.apply().get()
+
+    assert deleted == 1
+    with database.session() as session:
+        assert session.scalars(select(SlackDelivery.key)).all() == ["event:new"]
