@@ -60,6 +60,10 @@ def _settings_defaults() -> dict:
                 "task": "opsseer.sync_slack_threads",
                 "schedule": settings.slack_thread_sync_interval_seconds,
             },
+            "sweep-untranscribed-recordings": {
+                "task": "opsseer.sweep_untranscribed_recordings",
+                "schedule": settings.pipeline_sweep_interval_seconds,
+            },
             "prune-slack-deliveries": {
                 "task": "opsseer.prune_slack_deliveries",
                 "schedule": 3600.0,

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Incident-call recordings (upload and transcription). Keep the limit at or below the gateway's
     # OPSSEER_ASR_MAX_BYTES, or uploads between the two limits are stored but rejected by the gateway.
     recording_max_bytes: int = Field(25 * 1024 * 1024, gt=0, description="Recording uploads above this many bytes get 413.")
+    recording_sweep_after_seconds: float = Field(
+        600.0, gt=0, description="A recording without a transcription for this long is queued again by beat."
+    )
     # GitHub issues. Without both the token and the repository the GitHub steps record "not configured".
     github_token: SecretStr | None = Field(None, description="GitHub token with write access to the repository's issues.")
     github_repository: str | None = Field(None, description="Repository for incident issues, as owner/name.")

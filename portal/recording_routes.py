@@ -39,7 +39,7 @@ def _enqueue(request: Request, incident_id: int, attachment_id: int) -> bool:
     try:
         request.app.state.enqueue_recording(attachment_id)
     except (BrokerError, RedisError, OSError) as exc:
-        # TODO: no sweep re-enqueues a recording whose task was never queued; upload it again once the broker is back.
+        # Beat's sweep_untranscribed_recordings queues it later, once the broker is back.
         logger.error(
             "recording %s of incident %s stored but enqueueing its transcription failed: %s", attachment_id, incident_id, exc
         )

@@ -7,14 +7,20 @@ recording as done, so a repeated run is a no-op. It is also the entry that recor
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import aliased
 
 from functions.celery_app import app
-from functions.model_services import ModelServiceRejected, ModelServiceUnavailable, get_model_services
-from functions.models import Attachment
+from functions.model_services import (
+    ModelServiceRejected,
+    ModelServiceUnavailable,
+    get_model_services,
+)
+from functions.models import Attachment, TimelineEntry
 from functions.settings import get_settings
 from functions.tasks.base import OpsSeerTask, database, finish_run, start_run
 from functions.timeline import add_entry, format_duration, format_offset, get_entry
@@ -25,6 +31,7 @@ KIND_SEGMENT = "transcript"
 KIND_RESULT = "transcription"
 EXTENSIONS = {"audio/wav": "wav", "audio/flac": "flac", "audio/mpeg": "mp3"}
 MAX_TITLE_TEXT_CHARS = 200
+SWEEP_BATCH = 100
 
 
 def result_key(attachment_id: int) -> str:
@@ -209,3 +216,29 @@ def transcribe_recording(self: OpsSeerTask, attachment_id: int) -> dict[str, Any
             raise self.retry(exc=exc, countdown=countdown, max_retries=get_settings().task_max_retries) from None
         logger.error("recording %s gave up: incident store unavailable after %d attempts", attachment_id, self.request.retries + 1)
         raise
+
+
+@app.task(bind=True, base=OpsSeerTask, name="opsseer.sweep_untranscribed_recordings")
+def sweep_untranscribed_recordings(self: OpsSeerTask) -> list[int]:
+    """Queue the transcription of recordings uploaded while the broker was down.
+
+    A recording counts as missed when it has no "transcription" entry after OPSSEER_RECORDING_SWEEP_AFTER_SECONDS.
+    NOTE: a task still waiting in a long queue past that age runs twice; the entries' keys keep the timeline
+    unchanged, and the second run only costs one more call to the gateway.
+    """
+    cutoff = datetime.now(UTC) - timedelta(seconds=get_settings().recording_sweep_after_seconds)
+    result = aliased(TimelineEntry)
+    with database().session() as session:
+        uploads = session.scalars(
+            select(TimelineEntry)
+            .outerjoin(result, result.idempotency_key == TimelineEntry.idempotency_key + ":transcription")
+            .where(TimelineEntry.kind == "recording", TimelineEntry.occurred_at < cutoff, result.id.is_(None))
+            .order_by(TimelineEntry.id)
+            .limit(SWEEP_BATCH)
+        ).all()
+        attachment_ids = [upload.payload["attachment_id"] for upload in uploads]
+    for attachment_id in attachment_ids:
+        transcribe_recording.apply_async(args=[attachment_id])
+    if attachment_ids:
+        logger.info("queued the transcription of recordings %s, uploaded before %s", attachment_ids, cutoff.isoformat())
+    return attachment_ids

@@ -2,19 +2,20 @@
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from functions.db import Database
 from functions.models import Attachment, TimelineEntry
 from functions.settings import Settings
 from opsseer.bento import served
+from opsseer.server import create_app
 from opsseer.stack import Stack, free_port
 from opsseer.supervisor import Component, Supervisor
-from opsseer.server import create_app
 from tests.bentos.asr.asr_helpers import JFK, encode
 from tests.portal.factories import create_incident
 
@@ -255,3 +256,35 @@ def test_gateway_down_retries_then_fails(workers, database: Database, settings: 
     assert "model gateway is unavailable after 3 attempts" in result.title
     assert "/transcribe" in result.title
     assert [entry.kind for entry in entries(database, incident_id)] == ["recording", "transcription"]
+
+
+def _broker_down(attachment_id: int) -> None:
+    raise OSError("connection refused")
+
+
+def test_sweep_queues_recording_missed_while_broker_down(worker, database: Database, settings: Settings, corpus_dir: Path) -> None:
+    from functions.tasks.transcribe import sweep_untranscribed_recordings
+
+    incident_id = create_incident(database).id
+    with make_client(database, settings, _broker_down) as client:
+        missed = post(client, incident_id, "missed.flac", (corpus_dir / JFK).read_bytes()).json()["attachment_id"]
+        recent = post(client, incident_id, "recent.flac", (corpus_dir / JFK).read_bytes()).json()["attachment_id"]
+    with database.session() as session:
+        upload = session.scalar(select(TimelineEntry).where(TimelineEntry.idempotency_key == f"recording:{missed}"))
+        upload.occurred_at -= timedelta(seconds=settings.recording_sweep_after_seconds + 60)
+
+    queued = sweep_untranscribed_recordings.apply().get()
+
+    assert queued == [missed]
+    result = wait_for_result(database, incident_id)
+    assert result.status == "ok", result.title
+    assert result.payload["attachment_id"] == missed
+    assert "ask not what your country can do for you" in result.payload["text"].lower()
+    # Once transcribed, the recording is not queued again.
+    with database.session() as session:
+        session.execute(
+            update(TimelineEntry)
+            .where(TimelineEntry.idempotency_key == f"recording:{recent}")
+            .values(occurred_at=TimelineEntry.occurred_at - timedelta(hours=1))
+        )
+    assert sweep_untranscribed_recordings.apply().get() == [recent]
