@@ -13,6 +13,7 @@ from opsseer.supervisor import Component, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = "bentos.gateway:Gateway"
+STOP_GRACE_SECONDS = 5.0
 
 
 def _ready(url: str) -> bool:
@@ -27,6 +28,9 @@ def bento_component(
 ) -> Component:
     """Describe `bentoml serve SERVICE` on 127.0.0.1:PORT, ready when its /readyz answers 200."""
     url = f"http://127.0.0.1:{port}"
+    # NOTE: `bentoml serve` of the gateway took about 40 s to exit after SIGTERM in every run here, while its
+    # gateway worker (in a session of its own) ignored the signal, although each service logs its cleanup
+    # within a second. The short grace bounds the wait; the supervisor then kills the whole process tree.
     return Component(
         name=name,
         argv=[sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
@@ -35,11 +39,10 @@ def bento_component(
         ready=lambda: _ready(url),
         ready_timeout=ready_timeout,
         cwd=ROOT,
+        stop_grace=STOP_GRACE_SECONDS,
     )
 
 
-# NOTE: `bentoml serve` of the gateway takes about 40 s to exit after SIGTERM or SIGINT, although every
-# service logs its cleanup at once; the supervisor kills it after its grace period.
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 from rich.text import Text
 
@@ -49,6 +50,7 @@ class Component:
     user: str | None = None
     cwd: Path | None = None
     stop_signal: int = signal.SIGTERM
+    stop_grace: float = 15.0
 
 
 class Process:
@@ -140,21 +142,46 @@ class Supervisor:
         """Return the first component that has exited, if any."""
         return next((process for process in self.processes if process.popen.poll() is not None), None)
 
-    def stop_all(self, grace_seconds: float = 15.0) -> None:
-        """Stop every component in reverse start order; SIGKILL what is still running after the grace period."""
+    def stop_all(self) -> None:
+        """Stop every component in reverse start order; SIGKILL what is still running after its grace period.
+
+        Descendants are collected before the stop signal, because some (BentoML's service workers) run in
+        sessions of their own: they survive a kill of the component's process group and would outlive it.
+        """
         for process in reversed(self.processes):
             if process.popen.poll() is None:
+                descendants = _descendants(process.popen.pid)
                 _signal(process.popen, process.component.stop_signal)
                 try:
-                    process.popen.wait(timeout=grace_seconds)
+                    process.popen.wait(timeout=process.component.stop_grace)
                 except subprocess.TimeoutExpired:
-                    logger.warning("%s did not stop within %.0f s, killing it", process.name, grace_seconds)
+                    logger.warning("%s did not stop within %.0f s, killing it", process.name, process.component.stop_grace)
                     _signal(process.popen, signal.SIGKILL)
                     process.popen.wait(timeout=5)
+                _kill_survivors(process.name, descendants)
             if process.reader is not None:
                 process.reader.join(timeout=2)
             logger.info("%s stopped (exit code %s)", process.name, process.popen.returncode)
         self.processes.clear()
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill_survivors(name: str, descendants: list[psutil.Process]) -> None:
+    """SIGKILL the descendants that outlived their component, after a short grace."""
+    _, alive = psutil.wait_procs(descendants, timeout=2)
+    for child in alive:
+        logger.warning("%s left process %d running after it stopped, killing it", name, child.pid)
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _probe(check: Callable[[], bool]) -> bool:

@@ -23,7 +23,7 @@ from functions.prometheus import PrometheusClient, PrometheusUnavailable, Series
 from functions.settings import get_settings
 from functions.tasks.base import OpsSeerTask, StepResult, TransientError, run_step
 from functions.tasks.snapshot import alert_expression, comparison_direction, split_threshold
-from functions.timeline import add_entry, step_key
+from functions.timeline import add_entry, format_duration, step_key
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,15 @@ def _forecast(session: Session, incident: Incident, episode: Episode) -> StepRes
         return StepResult(title=f"Forecast of {query} by {forecast['model']} (no constant threshold to compare)", payload=payload, model=model)
 
     breach = analyze_breach(forecast, threshold, direction=direction, step_seconds=settings.forecast_step_seconds)
+    observed = [value for value in chosen.values if not math.isnan(value)]
+    breach["already_breaching"] = _beyond(observed[-1], threshold, direction)
     payload["breach"] = breach
+    if breach["already_breaching"]:
+        # The SLI is past the threshold now, so there is nothing to warn of ahead of time: the entry says how
+        # long the median forecast stays past it instead.
+        title = _ongoing_title(forecast, breach, settings.forecast_step_seconds)
+        return StepResult(title=f"{title}; forecast of {query} by {forecast['model']}", payload=payload, model=model)
+
     title = breach_title(breach)
     if breach_predicted(breach):
         add_entry(
@@ -125,6 +133,23 @@ def _forecast(session: Session, incident: Incident, episode: Episode) -> StepRes
             model=model,
         )
     return StepResult(title=f"{title}; forecast of {query} by {forecast['model']}", payload=payload, model=model)
+
+
+def _beyond(value: float, threshold: float, direction: str) -> bool:
+    return value >= threshold if direction == "above" else value <= threshold
+
+
+def _ongoing_title(forecast: dict[str, Any], breach: dict[str, Any], step_seconds: float) -> str:
+    """Describe a breach in progress: how long the median forecast stays past the threshold."""
+    threshold, direction = breach["threshold"], breach["direction"]
+    median = forecast["quantiles"]["0.5"]
+    steps = next((index for index, value in enumerate(median) if not _beyond(value, threshold, direction)), len(median))
+    where = "above" if direction == "above" else "below"
+    if steps == len(median):
+        outlook = f"p50 stays {where} it through the {format_duration(len(median) * step_seconds)} horizon"
+    else:
+        outlook = f"p50 recovers in {format_duration((steps + 1) * step_seconds)}"
+    return f"Forecast: already {where} {threshold:g}; {outlook} (breach probability {breach['probability'] * 100:.0f}%)"
 
 
 def runbook_question(incident: Incident) -> tuple[str, str | None]:

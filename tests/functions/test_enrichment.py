@@ -66,27 +66,50 @@ def models_env(monkeypatch):
     model_services.get_model_services.cache_clear()
 
 
-def test_forecast_records_quantiles_breach_and_warning(worker, prometheus_history, live_trigger, database):
-    live_trigger.send(payload(_up_alert(prometheus_history.urls["prometheus"], 0.5)))
+def _rising_alert(prometheus_url: str, seconds_to_threshold: float, **kwargs):
+    """An alert on a series that grows by 1 per second and reaches its threshold in seconds_to_threshold."""
+    origin = int(time.time())
+    item = alert(starts_at=datetime.now(UTC) - timedelta(seconds=10), **kwargs)
+    expression = quote_plus(f"vector(time() - {origin}) > {seconds_to_threshold:g}")
+    item["generatorURL"] = f"{prometheus_url}/graph?g0.expr={expression}&g0.tab=1"
+    return item
+
+
+def test_forecast_warns_of_breach_ahead(worker, prometheus_history, live_trigger, database):
+    live_trigger.send(payload(_rising_alert(prometheus_history.urls["prometheus"], 40)))
 
     entries = _wait_for(database, "summary")
 
     forecast = entries["forecast"]
     assert forecast.status == "ok", forecast.title
-    assert forecast.model.startswith(forecast.payload["forecast"]["model"])
+    assert forecast.model.startswith(forecast.payload["forecast"]["model"].partition(" (")[0])
     quantiles = forecast.payload["forecast"]["quantiles"]
     horizon = get_settings().forecast_horizon_steps
     assert [len(quantiles[level]) for level in ("0.1", "0.5", "0.9")] == [horizon] * 3
-    # `up` is 1 throughout, so the forecast stays near 1 and above the 0.5 threshold from the first step.
-    assert all(0.9 <= value <= 1.1 for value in quantiles["0.5"])
     breach = forecast.payload["breach"]
-    assert breach["threshold"] == 0.5
+    assert breach["already_breaching"] is False
+    assert breach["threshold"] == 40
+    # The series rises by 1 per second and stood at most a few seconds past 0 when the step read it.
+    assert 20 <= breach["time_to_p50_seconds"] <= 45
+    assert breach["time_to_p90_seconds"] <= breach["time_to_p50_seconds"]
     assert breach["probability"] > 0.9
-    assert breach["time_to_p50_seconds"] is not None
-    assert breach["time_to_p50_seconds"] <= forecast.payload["step_seconds"]
     warning = entries["proactive_warning"]
     assert warning.model == forecast.model
-    assert warning.payload["probability"] == breach["probability"]
+    assert warning.payload["time_to_p50_seconds"] == breach["time_to_p50_seconds"]
+    assert warning.title.startswith("Forecast: p90 crosses 40 in ")
+
+
+def test_forecast_of_ongoing_breach_gives_no_warning(worker, prometheus_history, live_trigger, database):
+    live_trigger.send(payload(_up_alert(prometheus_history.urls["prometheus"], 0.5)))
+
+    entries = _wait_for(database, "summary")
+
+    forecast = entries["forecast"]
+    # `up` is 1 throughout, above the 0.5 threshold already, and the forecast stays near 1.
+    assert all(0.9 <= value <= 1.1 for value in forecast.payload["forecast"]["quantiles"]["0.5"])
+    assert forecast.payload["breach"]["already_breaching"] is True
+    assert forecast.title.startswith("Forecast: already above 0.5; p50 stays above it through the")
+    assert "proactive_warning" not in entries
 
 
 def test_forecast_below_threshold_predicts_no_breach(worker, prometheus_history, live_trigger, database):

@@ -19,8 +19,6 @@ EXPECTED_STEPS = {
     "alert": "ok",
     "snapshot": "ok",
     "forecast": "ok",
-    # `up` is above the expression's threshold of 0, so the forecast predicts a breach.
-    "proactive_warning": "ok",
     "runbook": "ok",
     "slack": "not_configured",
     "github": "not_configured",

@@ -2,6 +2,7 @@
 
 import sys
 
+import psutil
 import pytest
 
 from opsseer.supervisor import Component, ComponentFailed, Supervisor
@@ -11,7 +12,7 @@ from opsseer.supervisor import Component, ComponentFailed, Supervisor
 def supervisor(tmp_path):
     supervisor = Supervisor(tmp_path / "logs", echo=False)
     yield supervisor
-    supervisor.stop_all(grace_seconds=5)
+    supervisor.stop_all()
 
 
 def python(code: str) -> list[str]:
@@ -66,11 +67,29 @@ def test_stop_all_stops_in_reverse_order(supervisor, tmp_path):
 
 def test_process_ignoring_sigterm_is_killed(supervisor):
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
-    process = supervisor.start(Component(name="stubborn", argv=python(code), ready_log="up"))
+    process = supervisor.start(Component(name="stubborn", argv=python(code), ready_log="up", stop_grace=1))
 
-    supervisor.stop_all(grace_seconds=1)
+    supervisor.stop_all()
 
     assert process.popen.returncode == -9
+
+
+def test_child_in_own_session_does_not_outlive_component(supervisor, tmp_path):
+    # The parent starts a child in a new session that ignores SIGTERM, as BentoML's service workers do.
+    child_code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+    parent_code = (
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], start_new_session=True)\n"
+        f"open({str(tmp_path / 'child.pid')!r}, 'w').write(str(child.pid))\n"
+        "print('up', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    supervisor.start(Component(name="parent", argv=python(parent_code), ready_log="up"))
+    child = psutil.Process(int((tmp_path / "child.pid").read_text()))
+
+    supervisor.stop_all()
+
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 
 def test_failed_returns_exited_component(supervisor):
