@@ -47,6 +47,10 @@ PROFILE_ENV = {
         "OPSSEER_FORECAST_HORIZON_STEPS": "64",
     },
 }
+# Defaults for the model gateway's environment; a variable the caller set wins. In the demo, HF_HUB_OFFLINE
+# keeps the forecaster from retrying an unreachable model hub for about half a minute; Chronos weights
+# already in the local cache are still used.
+MODELS_PROFILE_ENV = {"production": {}, "demo": {"HF_HUB_OFFLINE": "1"}}
 # Prometheus re-sends a firing alert to Alertmanager at most once per --rules.alert.resend-delay (1m by default
 # in Prometheus 2.42). The demo shortens it, so an alert that fired while Alertmanager was still starting is
 # delivered within seconds (the end-to-end test depends on it).
@@ -262,7 +266,8 @@ class Stack:
 
     def start_models(self) -> None:
         """Serve the model gateway (forecaster, runbook QA, speech-to-text) with `bentoml serve`."""
-        self.supervisor.start(bento_component(GATEWAY, self.ports.models, name="models"))
+        env = {key: value for key, value in MODELS_PROFILE_ENV[self.profile].items() if key not in os.environ}
+        self.supervisor.start(bento_component(GATEWAY, self.ports.models, name="models", env=env))
         self.models_url = self.urls["models"]
 
     def _python(self, name: str, args: list[str], **kwargs) -> Component:
@@ -369,8 +374,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def stop_on_sigterm() -> None:
-    """Turn SIGTERM into the same clean shutdown as Ctrl-C, so that no component is left running."""
+    """Turn SIGTERM into the same clean shutdown as Ctrl-C, so that no component is left running.
+
+    SIGINT gets its handler set too: a process started in the background by a shell inherits SIGINT as
+    ignored, and would otherwise ignore Ctrl-C and `kill -INT`.
+    """
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 STATE_DIR_OPTION = click.option(
