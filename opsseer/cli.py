@@ -4,6 +4,7 @@ import logging
 
 import click
 
+from eval.cli import eval_command
 from functions.cli import db_group
 from opsseer.server import api_command
 from opsseer.demo import demo_command
@@ -28,6 +29,7 @@ cli.add_command(demo_command)
 cli.add_command(toyprod_command)
 cli.add_command(load_command)
 cli.add_command(chaos_command)
+cli.add_command(eval_command)
 
 
 def main() -> None:
