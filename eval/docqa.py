@@ -2,8 +2,8 @@
 
 The service (`bentos.docqa.service:RunbookQA`) is served with `bentoml serve` through `opsseer.bento.served`,
 indexing the corpus runbooks (OPSSEER_RUNBOOK_DIR). Each question is sent alone, so its latency is one
-request's round trip (client side, including HTTP and any batching wait); one warm-up question goes first
-and is not counted.
+request's round trip measured by the client, including HTTP and any batching wait. One warm-up question goes
+first and is not counted.
 """
 
 import logging
@@ -28,7 +28,7 @@ RUNBOOKS = "runbooks"
 # --quick indexes one collection only (118 small files), so the service starts in seconds; the questions are
 # then those whose gold source lies in it. Fewer distractors make this an easier test than the full run.
 QUICK_RUNBOOKS = "runbooks/prometheus-operator-runbooks"
-# The ranking depth requested, so MRR sees up to 10 passages (the service allows up to 20 by default).
+# The ranking depth requested, so MRR counts ranks up to 10 (the service allows up to 20 by default).
 TOP_K = 10
 # Embedding the whole corpus of runbooks (or loading Whisper) on a busy 2-core machine took minutes.
 STARTUP_TIMEOUT_SECONDS = 900
@@ -53,7 +53,7 @@ def ask(client: httpx.Client, question: str) -> tuple[dict[str, Any], float]:
 
 
 def evaluate(item: dict[str, Any], answer: dict[str, Any], seconds: float, corpus_root: Path, runbook_dir: Path) -> dict[str, Any]:
-    """Score one answer against its gold source and answer."""
+    """Score one returned answer against the question's gold source file and gold answer text."""
     gold_source = str((corpus_root / item["source"]).resolve().relative_to(runbook_dir))
     ranked = [answer["source"]] + [hit["source"] for hit in answer.get("hits", [])]
     rank = metrics.first_relevant_rank(ranked, gold_source)

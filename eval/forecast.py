@@ -4,9 +4,9 @@ Series: NAB realKnownCause and realAWSCloudwatch (corpus timeseries/nab/data/). 
 regular grid at its median timestamp spacing (missing steps become gaps, which the forecaster's hygiene
 imputes in the context and the metrics skip in the targets). Origins are the last ORIGINS non-overlapping
 windows of the longest horizon. Each origin is forecast once at the longest horizon through the backend's
-in-process `predict`; the shorter horizons score the first 12 and 24 steps of that forecast, which equals a
-direct forecast for these backends (Chronos-Bolt emits all 64 steps in one pass; ETS and seasonal naive are
-deterministic).
+in-process `predict`, and the shorter horizons score the first 12 and 24 steps of that forecast. For these
+backends that equals a direct forecast, because Chronos-Bolt emits all 64 steps in one pass and ETS and
+seasonal naive are deterministic.
 
 Scores: MASE (scaled by the in-sample seasonal naive error of the whole history before the origin) and WQL
 over the quantile levels 0.1 to 0.9. Per series, a backend's score is divided by the score of the eval's own
@@ -173,11 +173,11 @@ def forecast_series(backend: Any, run: BackendRun, series: Series, origins: list
     from bentos.forecaster.errors import ForecastError
     from bentos.forecaster.hygiene import prepare_series
 
-    prepared, kept = [], []
+    prepared, prepared_origins = [], []
     for origin in origins:
         try:
             prepared.append(prepare_series(_series_in(series, origin, horizon)))
-            kept.append(origin)
+            prepared_origins.append(origin)
         except ForecastError as exc:
             run.failures.append(f"{series.name} origin {origin}: {exc}")
     if not prepared:
@@ -192,11 +192,11 @@ def forecast_series(backend: Any, run: BackendRun, series: Series, origins: list
     run.forecasts += len(outputs)
     if outputs and not run.model_version:
         run.model_version = outputs[0].model_version
-    return {origin: _quantile_matrix(output) for origin, output in zip(kept, outputs, strict=True)}
+    return {origin: _quantile_matrix(output) for origin, output in zip(prepared_origins, outputs, strict=True)}
 
 
 def baseline_forecasts(series: Series, origins: list[int], horizon: int) -> dict[int, np.ndarray]:
-    """The eval's own seasonal naive forecast: every quantile equals the repeated last season (NaN carried over)."""
+    """Forecast by repeating the last season of the gap-filled history, with every quantile equal to it."""
     forecasts = {}
     for origin in origins:
         history = _filled(series.values[:origin])
@@ -360,7 +360,12 @@ def _all_horizons(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]
 
 
 def _plots(context: EvalContext, examples: dict[str, Any], longest: int, backends: dict[str, Any]) -> list[str]:
-    shown = "chronos" if "chronos" in backends else "statistical" if "statistical" in backends else BASELINE
+    # Plot the strongest backend that loaded.
+    shown = BASELINE
+    for name in ("chronos", "statistical"):
+        if name in backends:
+            shown = name
+            break
     paths = []
     low_row, high_row, median_row = (QUANTILE_LEVELS.index(BAND[0]), QUANTILE_LEVELS.index(BAND[1]),
                                      QUANTILE_LEVELS.index(0.5))

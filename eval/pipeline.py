@@ -1,8 +1,9 @@
 """Pipeline suite: time from an injected fault to each stage of an incident, on the real local stack.
 
-It runs what `opsseer demo` runs (demo profile, 25 requests/s at toyprod, 400 ms of extra latency) and reads
-when each stage happened: the alert's pending and firing samples from Prometheus' ALERTS series, the
-webhook's arrival from the stored alert rows, and each pipeline step from its run record or timeline entry.
+It runs what `opsseer demo` runs: the demo profile, 25 requests/s at toyprod and 400 ms of extra latency. It
+reads when each stage happened from three places. Prometheus' ALERTS series gives the alert's pending and
+firing samples, the stored alert rows give the webhooks' arrival, and each step's run record or timeline
+entry gives its time.
 Steps whose service is not configured are reported as such, never as a latency of zero.
 """
 
@@ -275,7 +276,7 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run(context: EvalContext, *, stack: Stack | None = None, timeouts: Timeouts | None = None) -> SuiteResult:
     """Run the fault injections on `stack`, or on a full stack started for the run in the work directory."""
-    runs_wanted = 1 if context.quick else min(context.limit or DEFAULT_RUNS, DEFAULT_RUNS)
+    run_count = 1 if context.quick else min(context.limit or DEFAULT_RUNS, DEFAULT_RUNS)
     baseline = QUICK_BASELINE_SECONDS if context.quick else BASELINE_SECONDS
     own_stack = stack is None
     if own_stack:
@@ -285,7 +286,7 @@ def run(context: EvalContext, *, stack: Stack | None = None, timeouts: Timeouts 
     models_url = stack.settings_env().get("OPSSEER_MODELS_URL")
     try:
         runs = [run_once(stack, timeouts or Timeouts(), baseline)
-                for _ in context.progress(range(runs_wanted), "fault injections", total=runs_wanted)]
+                for _ in context.progress(range(run_count), "fault injections", total=run_count)]
     finally:
         if own_stack:
             stack.stop()
@@ -306,7 +307,7 @@ def run(context: EvalContext, *, stack: Stack | None = None, timeouts: Timeouts 
     return SuiteResult(
         suite="pipeline",
         title=TITLE,
-        options=context.options(runs=runs_wanted, baseline_seconds=baseline, fault_latency_ms=FAULT_LATENCY_MS,
+        options=context.options(runs=run_count, baseline_seconds=baseline, fault_latency_ms=FAULT_LATENCY_MS,
                                 load_rate_per_s=LOAD_RATE_PER_S),
         summary={"runs": len(runs), "failed_runs": len(errors), "not_configured": not_configured, "headline": headline},
         details={"stages": stages, "runs": runs},

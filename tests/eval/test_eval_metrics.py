@@ -1,4 +1,4 @@
-"""Metric code on hand-made cases whose answers are worked out by hand."""
+"""Metric code on hand-made cases whose results are worked out by hand in the comments."""
 
 import math
 
@@ -51,7 +51,7 @@ def test_mase_of_perfect_forecast_is_zero():
     assert metrics.mase(actual, actual.copy(), metrics.seasonal_scale(history, 2)) == 0.0
 
 
-def test_mase_of_seasonal_naive_is_one_on_steady_growth():
+def test_mase_of_seasonal_naive_is_one():
     # Each season adds 1 to every point, so the in-sample seasonal difference and the naive error are both 1.
     season = np.array([10.0, 20.0, 15.0, 30.0])
     series = np.concatenate([season + level for level in range(4)])

@@ -1,4 +1,4 @@
-"""Pipeline suite on the real stack: every stage is timed, in causal order, and unconfigured steps say so."""
+"""Pipeline suite on the real stack: every stage is timed in causal order, and unconfigured steps are marked."""
 
 from pathlib import Path
 
