@@ -330,13 +330,17 @@ def summarise(rows: list[dict[str, Any]], backend_runs: list[BackendRun], horizo
             relative_wql, wql_series = _aggregate(selected, "relative_wql")
             finite_mase = [row["mase"] for row in selected if math.isfinite(row["mase"])]
             finite_wql = [row["wql"] for row in selected if math.isfinite(row["wql"])]
+            finite_ratios = [row["relative_wql"] for row in selected
+                             if row["relative_wql"] is not None and math.isfinite(row["relative_wql"])]
             run = runs.get(name)
             summary.append({
                 "backend": name, "horizon": horizon,
                 "relative_mase": relative_mase, "relative_wql": relative_wql,
                 "series_scored": min(mase_series, wql_series),
-                "mean_mase": float(np.mean(finite_mase)) if finite_mase else math.nan,
-                "mean_wql": float(np.mean(finite_wql)) if finite_wql else math.nan,
+                # Medians, because one series whose interval explodes would dominate a mean.
+                "median_relative_wql": float(np.median(finite_ratios)) if finite_ratios else math.nan,
+                "median_mase": float(np.median(finite_mase)) if finite_mase else math.nan,
+                "median_wql": float(np.median(finite_wql)) if finite_wql else math.nan,
                 "seconds_per_forecast": run.seconds / run.forecasts if run and run.forecasts else None,
                 "failures": len(run.failures) if run else 0,
             })
@@ -404,7 +408,9 @@ def render(result: dict[str, Any]) -> str:
         "  over origins. Both are per series; lower is better.",
         "- **relative**: per series, the backend's score divided by the score of the eval's seasonal naive forecast",
         "  (last season repeated, every quantile equal to it), then the geometric mean over series (Chronos papers'",
-        "  aggregation). Below 1 beats seasonal naive. Series where a ratio is undefined (flat history) are left out.",
+        "  aggregation). Below 1 beats seasonal naive. Series where a ratio is undefined (flat history) are left out.
+  The median ratio and the median absolute scores are shown too, because one series with an exploding
+  quantile band moves a geometric mean by orders of magnitude.",
         "- **season**: daily (one day of steps) when the timestamp spacing divides a day and the series spans 4 days,",
         "  else hourly, else the last value. Gaps (missing steps) are imputed by the forecaster's hygiene in the",
         "  context and skipped in the targets.",
@@ -417,10 +423,11 @@ def render(result: dict[str, Any]) -> str:
         "",
         "### Aggregate",
         "",
-        table(["backend", "horizon", "relative MASE", "relative WQL", "series", "mean MASE", "mean WQL",
-               "s / forecast", "failures"],
-              [[row["backend"], row["horizon"], row["relative_mase"], row["relative_wql"], row["series_scored"],
-                row["mean_mase"], row["mean_wql"], row["seconds_per_forecast"], row["failures"]]
+        table(["backend", "horizon", "relative MASE", "relative WQL", "median ratio WQL", "series",
+               "median MASE", "median WQL", "s / forecast", "failures"],
+              [[row["backend"], row["horizon"], row["relative_mase"], row["relative_wql"], row["median_relative_wql"],
+                row["series_scored"], row["median_mase"], row["median_wql"], row["seconds_per_forecast"],
+                row["failures"]]
                for row in result["summary"]["aggregate"]]),
         "",
         "### Per series (longest horizon)",

@@ -39,8 +39,9 @@ def normalise_transcript(text: str) -> str:
 
 
 ANSWER_NORMALISATION = (
-    "Unicode NFKC, case folded, the Markdown marks ` * and a leading '- ' or '> ' removed, whitespace "
-    "collapsed; the gold answer must then be a substring of the returned answer span."
+    "Unicode NFKC, case folded, the Markdown marks ` and * removed, a list or quote marker (-, +, >, 1.) "
+    "at the start of a line removed, whitespace collapsed. The gold answer must then be a substring of the "
+    "returned answer span."
 )
 _MARKDOWN_MARKS = re.compile(r"[`*]")
 _LINE_MARKERS = re.compile(r"^\s*(?:[-+>]|\d+\.)\s+", re.MULTILINE)
