@@ -408,9 +408,9 @@ def render(result: dict[str, Any]) -> str:
         "  over origins. Both are per series; lower is better.",
         "- **relative**: per series, the backend's score divided by the score of the eval's seasonal naive forecast",
         "  (last season repeated, every quantile equal to it), then the geometric mean over series (Chronos papers'",
-        "  aggregation). Below 1 beats seasonal naive. Series where a ratio is undefined (flat history) are left out.
-  The median ratio and the median absolute scores are shown too, because one series with an exploding
-  quantile band moves a geometric mean by orders of magnitude.",
+        "  aggregation). Below 1 beats seasonal naive. Series where a ratio is undefined (flat history) are left out.",
+        "  The median ratio and the median absolute scores are shown too, because one series with an exploding",
+        "  quantile band moves a geometric mean by orders of magnitude.",
         "- **season**: daily (one day of steps) when the timestamp spacing divides a day and the series spans 4 days,",
         "  else hourly, else the last value. Gaps (missing steps) are imputed by the forecaster's hygiene in the",
         "  context and skipped in the targets.",
