@@ -425,8 +425,8 @@ def render(result: dict[str, Any]) -> str:
         "",
         table(["backend", "horizon", "relative MASE", "relative WQL", "median ratio WQL", "series",
                "median MASE", "median WQL", "s / forecast", "failures"],
-              [[row["backend"], row["horizon"], row["relative_mase"], row["relative_wql"], row["median_relative_wql"],
-                row["series_scored"], row["median_mase"], row["median_wql"], row["seconds_per_forecast"],
+              [[row["backend"], row["horizon"], row["relative_mase"], row["relative_wql"], row.get("median_relative_wql"),
+                row["series_scored"], row.get("median_mase"), row.get("median_wql"), row["seconds_per_forecast"],
                 row["failures"]]
                for row in result["summary"]["aggregate"]]),
         "",
