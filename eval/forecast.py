@@ -291,13 +291,13 @@ def run(context: EvalContext, *, chronos_model: str | None = None) -> SuiteResul
     ]
     models = {run.name: f"{run.model} ({run.model_version})" for run in backend_runs if run.available}
     notes = [f"{run.name} not available: {run.reason}" for run in backend_runs if not run.available]
-    best = min((row for row in summary_rows if row["horizon"] == "all" and row["backend"] != BASELINE
-                and row["relative_wql"] is not None and math.isfinite(row["relative_wql"])),
-               key=lambda row: row["relative_wql"], default=None)
-    headline = (
-        f"best relative WQL {best['relative_wql']:.3f} ({best['backend']}) over {len(series_list)} series"
-        if best else f"no backend scored on {len(series_list)} series"
-    )
+    overall = [row for row in summary_rows if row["horizon"] == "all" and row["backend"] != BASELINE]
+    headline = "; ".join(
+        f"{row['backend']} relative MASE {row['relative_mase']:.3f}, WQL {row['relative_wql']:.3g}" for row in overall
+    ) + f" over {len(series_list)} series"
+    unavailable = [run.name for run in backend_runs if not run.available]
+    if unavailable:
+        headline += f"; not available: {', '.join(unavailable)}"
     return SuiteResult(
         suite="forecast",
         title=TITLE,
