@@ -57,6 +57,9 @@ up: setup
 
 bench: setup
 	$(VENV)/bin/python bench/ingest.py
+	$(VENV)/bin/python bench/forecaster.py
+	$(VENV)/bin/python bench/docqa.py
+	$(VENV)/bin/python bench/asr.py
 
 # Deletes the local stack's state, including PostgreSQL data kept under /var/lib/opsseer, and the virtualenv.
 clean:

@@ -43,6 +43,7 @@ JOB_NAMES = {
     "flower_port": "flower",
     "prometheus_port": "prometheus",
     "alertmanager_port": "alertmanager",
+    "models_port": "opsseer-models",
 }
 
 
@@ -152,6 +153,7 @@ def write_prometheus_config(
     toyprod_port: int,
     api_port: int,
     flower_port: int,
+    models_port: int = 13000,
     extra_targets: dict[str, str] | None = None,
 ) -> Path:
     """Write prometheus.yml and its rule files for `profile` into `out_dir` and return the prometheus.yml path.
@@ -166,6 +168,7 @@ def write_prometheus_config(
         "toyprod_port": toyprod_port,
         "api_port": api_port,
         "flower_port": flower_port,
+        "models_port": models_port,
     }
     for name, port in ports.items():
         _check_port(name, port)

@@ -14,9 +14,12 @@ TASK_MODULES = [
     "functions.tasks.pipelines",
     "functions.tasks.snapshot",
     "functions.tasks.enrichment",
-    "functions.tasks.notify",
+    "functions.tasks.slack",
+    "functions.tasks.slack_bot",
     "functions.tasks.summary",
     "functions.tasks.stale",
+    "functions.tasks.transcribe",
+    "functions.tasks.github",
 ]
 
 app = Celery("opsseer", include=TASK_MODULES)
@@ -52,6 +55,14 @@ def _settings_defaults() -> dict:
             "sweep-pending-pipelines": {
                 "task": "opsseer.sweep_pending_pipelines",
                 "schedule": settings.pipeline_sweep_interval_seconds,
+            },
+            "sync-slack-threads": {
+                "task": "opsseer.sync_slack_threads",
+                "schedule": settings.slack_thread_sync_interval_seconds,
+            },
+            "sync-github-comments": {
+                "task": "opsseer.sync_github_comments",
+                "schedule": settings.github_comment_sweep_interval_seconds,
             },
         },
     }

@@ -120,6 +120,10 @@ class Episode(Base):
     pipeline_started_at: Mapped[datetime | None]
     resolution_started_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at_column()
+    # Set when a person acknowledges or resolves the episode from Slack; "who" is the Slack user's name and id.
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(Text)
 
     incident: Mapped[Incident] = relationship(back_populates="episodes")
 
@@ -203,3 +207,59 @@ class FunctionRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = _created_at_column()
     finished_at: Mapped[datetime | None]
+
+
+# Slack integration
+
+
+class SlackMessage(Base):
+    """The Slack root message of one episode; the row is claimed before posting, so an episode gets one message.
+
+    state: "pending" (no post in flight), "claimed" (a post was sent or is being sent, its outcome unknown),
+    "posted" (channel and ts are known).
+    """
+
+    __tablename__ = "slack_messages"
+
+    id: Mapped[int] = _id_column()
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id", ondelete="CASCADE"), unique=True)
+    channel: Mapped[str] = mapped_column(Text)
+    ts: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    posted_at: Mapped[datetime | None]
+    # The newest timeline entry the root message shows; later entries go to the thread.
+    last_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at_column()
+
+
+class SlackThreadPost(Base):
+    """One timeline entry posted as a reply in its episode's thread, claimed before posting like SlackMessage."""
+
+    __tablename__ = "slack_thread_posts"
+
+    id: Mapped[int] = _id_column()
+    entry_id: Mapped[int] = mapped_column(ForeignKey("timeline_entries.id", ondelete="CASCADE"), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("slack_messages.id", ondelete="CASCADE"), index=True)
+    ts: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at_column()
+
+
+class SlackDelivery(Base):
+    """One request from Slack (an event_id or an interaction), stored so that a retried delivery runs once."""
+
+    # TODO: prune rows older than Slack's retry window (about an hour); nothing deletes them yet.
+
+    __tablename__ = "slack_deliveries"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    retry_num: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = _created_at_column()

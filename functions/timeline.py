@@ -21,6 +21,14 @@ def format_duration(seconds: float) -> str:
     return " ".join(largest_units) or "0s"
 
 
+def format_offset(seconds: float) -> str:
+    """Format an offset into a recording as m:ss, or h:mm:ss from one hour on."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def step_key(episode_id: int, step: str) -> str:
     return f"episode:{episode_id}:{step}"
 

@@ -38,6 +38,10 @@ def bento_component(
     )
 
 
+# NOTE: `bentoml serve` of the gateway takes about 40 s to exit after SIGTERM or SIGINT, although every
+# service logs its cleanup at once; the supervisor kills it after its grace period.
+
+
 @contextmanager
 def served(
     service: str,

@@ -6,6 +6,7 @@ import click
 
 from eval.cli import eval_command
 from functions.cli import db_group
+from functions.slack.socket_mode import slack_socket_command
 from opsseer.server import api_command
 from opsseer.demo import demo_command
 from opsseer.stack import purge_command, up_command
@@ -29,6 +30,7 @@ cli.add_command(demo_command)
 cli.add_command(toyprod_command)
 cli.add_command(load_command)
 cli.add_command(chaos_command)
+cli.add_command(slack_socket_command)
 cli.add_command(eval_command)
 
 

@@ -101,6 +101,22 @@ def _episode_resolved(database: Database, episode_id: int) -> bool:
         return session.get(Episode, episode_id).status == RESOLVED
 
 
+ENRICHMENT_KINDS = ("snapshot", "forecast", "proactive_warning", "runbook")
+
+
+def print_enrichment(database: Database, episode_id: int, console: Console) -> None:
+    """Print what the AI enrichment found: the snapshot, the forecast and any warning, the runbook answer."""
+    with database.session() as session:
+        entries = session.scalars(
+            select(TimelineEntry)
+            .where(TimelineEntry.episode_id == episode_id, TimelineEntry.kind.in_(ENRICHMENT_KINDS))
+            .order_by(TimelineEntry.id)
+        ).all()
+        for entry in entries:
+            model = f" [{entry.model}]" if entry.model else ""
+            console.print(Text(f"  {entry.kind} ({entry.status}){model}: {entry.title}"))
+
+
 def print_timeline(database: Database, incident_id: int, console: Console) -> None:
     with database.session() as session:
         incident = session.get(Incident, incident_id)
@@ -154,6 +170,7 @@ def run_demo(stack: Stack, console: Console, timeouts: Timeouts) -> int:
             lambda: _entry_exists(database, episode.id, "summary"),
             console,
         )
+        print_enrichment(database, episode.id, console)
 
         toyprod.delete("/chaos").raise_for_status()
         console.print(f"cleared the fault at {datetime.now(UTC):%H:%M:%S} UTC")

@@ -15,7 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from functions.db import Database
 from functions.errors import error_response
 from functions.settings import Settings, SettingsError, get_settings
+from functions.slack.router import create_router as create_slack_router
 from functions.triggers import create_router as create_trigger_router
+from portal.recording_routes import EnqueueRecording, celery_enqueue_recording
 from portal.routes import create_router as create_portal_router
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,13 @@ def celery_enqueue(opened_episode_ids: list[int], resolved_episode_ids: list[int
     start_episode_pipelines.apply_async(args=[opened_episode_ids, resolved_episode_ids], retry=False)
 
 
-def create_app(settings: Settings, *, enqueue: Enqueue = celery_enqueue, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    enqueue: Enqueue = celery_enqueue,
+    database: Database | None = None,
+    enqueue_recording: EnqueueRecording = celery_enqueue_recording,
+) -> FastAPI:
     """Assemble the trigger, the portal and the metrics endpoint around one database."""
     if settings.webhook_token is None or not settings.webhook_token.get_secret_value():
         raise SettingsError("OPSSEER_WEBHOOK_TOKEN is required: set it to the bearer token Alertmanager sends")
@@ -45,6 +53,7 @@ def create_app(settings: Settings, *, enqueue: Enqueue = celery_enqueue, databas
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url)
     app.state.enqueue = enqueue
+    app.state.enqueue_recording = enqueue_recording
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -65,6 +74,7 @@ def create_app(settings: Settings, *, enqueue: Enqueue = celery_enqueue, databas
         return {"status": "ok"}
 
     app.include_router(create_trigger_router())
+    app.include_router(create_slack_router())
     app.include_router(create_portal_router(settings))
     return app
 

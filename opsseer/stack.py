@@ -28,6 +28,7 @@ from rich.table import Table
 from alerting.render import write_alertmanager_config, write_prometheus_config
 from functions.migrations import upgrade
 from functions.triggers import WEBHOOK_PATH
+from opsseer.bento import GATEWAY, bento_component
 from opsseer.postgres import FAST_UNSAFE_OPTIONS, create_database, init_cluster, postgres_component, purge_state
 from opsseer.supervisor import Component, ComponentFailed, Supervisor
 
@@ -37,7 +38,14 @@ PROFILES = ("production", "demo")
 # Settings the demo profile changes so that a whole incident fits in a few minutes.
 PROFILE_ENV = {
     "production": {},
-    "demo": {"OPSSEER_SNAPSHOT_LOOKBACK_SECONDS": "300", "OPSSEER_PIPELINE_SWEEP_INTERVAL_SECONDS": "10"},
+    # The demo's Prometheus scrapes every second, so the forecaster gets a 1 s step and a 64 s horizon.
+    "demo": {
+        "OPSSEER_SNAPSHOT_LOOKBACK_SECONDS": "300",
+        "OPSSEER_PIPELINE_SWEEP_INTERVAL_SECONDS": "10",
+        "OPSSEER_FORECAST_LOOKBACK_SECONDS": "300",
+        "OPSSEER_FORECAST_STEP_SECONDS": "1",
+        "OPSSEER_FORECAST_HORIZON_STEPS": "64",
+    },
 }
 # Prometheus re-sends a firing alert to Alertmanager at most once per --rules.alert.resend-delay (1m by default
 # in Prometheus 2.42). The demo shortens it, so an alert that fired while Alertmanager was still starting is
@@ -60,6 +68,7 @@ class Ports:
     flower: int = 15555
     postgres: int = 15432
     redis: int = 16379
+    models: int = 13000
 
     @classmethod
     def free(cls) -> "Ports":
@@ -118,6 +127,8 @@ class Stack:
         # Alertmanager reads the token from this file, so it must hold the token in use.
         _write_secret(self.token_file, self.webhook_token)
         self.cluster = None
+        # Set by start_models, or by a caller that serves the gateway itself; the workers call it.
+        self.models_url: str | None = None
 
     # URLs and settings
 
@@ -132,6 +143,7 @@ class Stack:
             "flower": f"http://127.0.0.1:{self.ports.flower}",
             "postgres": f"postgresql://127.0.0.1:{self.ports.postgres}/opsseer",
             "redis": f"redis://127.0.0.1:{self.ports.redis}/0",
+            "models": f"http://127.0.0.1:{self.ports.models}",
         }
 
     @property
@@ -150,6 +162,7 @@ class Stack:
             "OPSSEER_WEBHOOK_TOKEN": self.webhook_token,
             "OPSSEER_PROMETHEUS_URL": self.urls["prometheus"],
             "OPSSEER_PORTAL_URL": f"http://127.0.0.1:{self.ports.api}",
+            **({"OPSSEER_MODELS_URL": self.models_url} if self.models_url else {}),
             **PROFILE_ENV[self.profile],
         }
 
@@ -198,6 +211,7 @@ class Stack:
             toyprod_port=self.ports.toyprod,
             api_port=self.ports.api,
             flower_port=self.ports.flower,
+            models_port=self.ports.models,
         )
         self.supervisor.start(
             Component(
@@ -245,6 +259,11 @@ class Stack:
                 ready_timeout=60,
             )
         )
+
+    def start_models(self) -> None:
+        """Serve the model gateway (forecaster, runbook QA, speech-to-text) with `bentoml serve`."""
+        self.supervisor.start(bento_component(GATEWAY, self.ports.models, name="models"))
+        self.models_url = self.urls["models"]
 
     def _python(self, name: str, args: list[str], **kwargs) -> Component:
         return Component(name=name, argv=[sys.executable, "-m", *args], env=self.settings_env(), **kwargs)
@@ -301,17 +320,30 @@ class Stack:
             )
         )
 
+    def start_slack_socket(self) -> None:
+        """Connect the Slack bot over Socket Mode, for deployments without public ingress.
+
+        Only when OPSSEER_SLACK_APP_TOKEN is set; otherwise Slack reaches the bot over HTTP, if at all.
+        """
+        if not os.environ.get("OPSSEER_SLACK_APP_TOKEN"):
+            return
+        self.supervisor.start(
+            self._python("slack-socket", ["opsseer", "slack-socket"], ready_log=r"connected to Slack over Socket Mode")
+        )
+
     def start(self) -> None:
         """Start every component in dependency order; on failure stop what started and re-raise."""
         try:
             for start in (
                 self.start_postgres,
                 self.start_redis,
+                self.start_models,
                 self.start_toyprod,
                 self.start_api,
                 self.start_worker,
                 self.start_beat,
                 self.start_flower,
+                self.start_slack_socket,
                 self.start_alertmanager,
                 self.start_prometheus,
             ):

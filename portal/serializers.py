@@ -65,6 +65,9 @@ def serialize_episode(episode: Episode, *, now: datetime) -> dict[str, Any]:
         "ended_at": isoformat_utc(episode.ended_at),
         "duration_seconds": max(0.0, (end - episode.started_at).total_seconds()),
         "firing_seen": episode.firing_seen,
+        "acknowledged_at": isoformat_utc(episode.acknowledged_at),
+        "acknowledged_by": episode.acknowledged_by,
+        "resolved_by": episode.resolved_by,
     }
 
 

@@ -53,6 +53,13 @@ def css_token(value: Any) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", str(value).lower())[:32] or "unknown"
 
 
+def format_offset(seconds: Any) -> str:
+    """Format an offset into a recording as m:ss (h:mm:ss from one hour on); portal.js formats it the same way."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return "–"
+    return timeline.format_offset(seconds)
+
+
 def _replace_nul(value: Any) -> Any:
     # U+0000 is a parse error in HTML text and browsers drop it, so it is shown as U+FFFD instead.
     if isinstance(value, str):
@@ -79,7 +86,12 @@ def create_environment(*, stale_after_seconds: float) -> Environment:
     def static_url(name: str) -> str:
         return f"/static/{name}?v={versions[name]}"
 
-    environment.globals.update(static_url=static_url, stale_after=format_duration(stale_after_seconds))
+    environment.globals.update(
+        static_url=static_url,
+        stale_after=format_duration(stale_after_seconds),
+        # Entries whose attachment is a call recording: shown as a download link, never as an image.
+        audio_kinds=("recording", "transcript", "transcription"),
+    )
     environment.filters.update(
         duration=format_duration,
         time=format_time,
@@ -89,5 +101,6 @@ def create_environment(*, stale_after_seconds: float) -> Environment:
         pretty_json=pretty_json,
         css_token=css_token,
         attachment_url=attachment_url,
+        offset=format_offset,
     )
     return environment

@@ -12,11 +12,16 @@ from sqlalchemy import text
 from functions.db import Database
 from functions.prometheus import PrometheusClient
 from functions.settings import Settings, get_settings
+from opsseer.bento import GATEWAY, served
 from opsseer.postgres import remove_cluster
 from opsseer.stack import Ports, Stack
 
 TABLES = "incidents, episodes, alerts, timeline_entries, attachments, webhook_deliveries, function_runs"
 TEST_TOKEN = "test-webhook-token"
+
+# No model hub is reachable from tests: models load from local directories and packages only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Retries in tests are short and few, so failure paths finish in seconds.
 TEST_ENV = {
@@ -75,8 +80,22 @@ def _started(stack: Stack, name: str, start) -> Stack:
 
 
 @pytest.fixture(scope="session")
-def worker(stack: Stack) -> Stack:
-    """A real Celery worker process consuming from the test Redis."""
+def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The model gateway served by `bentoml serve` with the offline models, its URL handed to the worker.
+
+    The forecaster uses the statistical backend here, so pipeline tests get deterministic forecasts;
+    the Chronos loading path has its own tests.
+    """
+    env = {"OPSSEER_FORECAST_BACKEND": "statistical"}
+    with served(GATEWAY, tmp_path_factory.mktemp("gateway-logs"), env=env) as url:
+        stack.models_url = url
+        yield url
+        stack.models_url = None
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack, gateway: str) -> Stack:
+    """A real Celery worker process consuming from the test Redis and calling the model gateway."""
     return _started(stack, "worker", stack.start_worker)
 
 
@@ -95,6 +114,17 @@ def prometheus(toyprod: Stack) -> Stack:
             assert time.monotonic() < deadline, "Prometheus did not scrape toyprod within 30 s"
             time.sleep(0.5)
     return toyprod
+
+
+@pytest.fixture
+def prometheus_history(prometheus: Stack) -> Stack:
+    """Wait until Prometheus holds at least 20 s of toyprod's `up`, enough context for the forecaster."""
+    with PrometheusClient(prometheus.urls["prometheus"]) as client:
+        deadline = time.monotonic() + 60
+        while not client.query('count_over_time(up{job="toyprod"}[1m]) >= 20'):
+            assert time.monotonic() < deadline, "Prometheus holds less than 20 s of history after 60 s"
+            time.sleep(1)
+    return prometheus
 
 
 @pytest.fixture(scope="session")

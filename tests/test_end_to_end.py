@@ -27,5 +27,12 @@ def test_latency_fault_becomes_resolved_incident(stack, worker, prometheus, aler
     assert statuses["snapshot"] == "ok"
     assert statuses["summary"] == "ok"
     assert statuses["resolution"] == "ok"
-    assert statuses["forecast"] == "not_configured"
+    assert statuses["forecast"] == "ok"
+    assert statuses["runbook"] == "ok"
+    by_kind = {entry.kind: entry for entry in entries}
+    assert len(by_kind["forecast"].payload["forecast"]["quantiles"]["0.5"]) == by_kind["forecast"].payload["horizon"]
+    assert by_kind["forecast"].model
+    # The alert's runbook_url names the runbook file, and the answer cites it.
+    assert by_kind["runbook"].payload["source"] == "ToyprodLatencySLOBreach.md"
+    assert by_kind["runbook"].payload["heading"] == "ToyprodLatencySLOBreach > Mitigation"
     assert [entry.kind for entry in entries][0] == "alert"

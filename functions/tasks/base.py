@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 class TransientError(Exception):
     """A failure worth retrying: a dependency timed out, refused the connection or returned HTTP 5xx."""
 
+    # Seconds the dependency asked to wait (an HTTP Retry-After header); None means exponential backoff.
+    retry_after: float | None = None
+
 
 @dataclass
 class StepResult:
@@ -59,7 +62,8 @@ class OpsSeerTask(Task):
         return min(settings.task_retry_backoff_seconds * 2**self.request.retries, settings.task_retry_backoff_max_seconds)
 
 
-def _start_run(incident_id: int, episode_id: int, task: Task) -> int:
+def start_run(incident_id: int, episode_id: int | None, task: Task) -> int:
+    """Record the start of one attempt of a task and return the run id."""
     with database().session() as session:
         run = FunctionRun(
             task_id=task.request.id or "",
@@ -74,7 +78,8 @@ def _start_run(incident_id: int, episode_id: int, task: Task) -> int:
         return run.id
 
 
-def _finish_run(run_id: int, state: str, error: str | None = None) -> None:
+def finish_run(run_id: int, state: str, error: str | None = None) -> None:
+    """Record how an attempt ended: succeeded, retrying or failed."""
     with database().session() as session:
         session.execute(
             update(FunctionRun)
@@ -117,7 +122,7 @@ def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) 
             return {"step": step, "status": existing.status}
         incident_id = episode.incident_id
 
-    run_id = _start_run(incident_id, episode_id, task)
+    run_id = start_run(incident_id, episode_id, task)
     try:
         with database().session() as session:
             episode = session.get(Episode, episode_id)
@@ -141,12 +146,12 @@ def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) 
             )
     except TransientError as exc:
         if task.request.retries < get_settings().task_max_retries:
-            countdown = task.retry_countdown()
+            countdown = exc.retry_after if exc.retry_after is not None else task.retry_countdown()
             logger.warning(
                 "step %s for incident %s episode %s failed (attempt %d), retrying in %.1f s: %s",
                 step, incident_id, episode_id, task.request.retries + 1, countdown, exc,
             )
-            _finish_run(run_id, "retrying", str(exc))
+            finish_run(run_id, "retrying", str(exc))
             raise task.retry(exc=exc, countdown=countdown, max_retries=get_settings().task_max_retries) from None
         return _record_failure(task, run_id, incident_id, episode_id, step, exc)
     except (OperationalError, InterfaceError):
@@ -158,7 +163,7 @@ def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) 
         logger.exception("step %s for incident %s episode %s failed unexpectedly", step, incident_id, episode_id)
         return _record_failure(task, run_id, incident_id, episode_id, step, exc)
 
-    _finish_run(run_id, "succeeded")
+    finish_run(run_id, "succeeded")
     logger.info("step %s for incident %s episode %s recorded: %s", step, incident_id, episode_id, result.status)
     return {"step": step, "status": result.status}
 
@@ -169,7 +174,7 @@ def _record_failure(
     attempts = task.request.retries + 1
     error = f"{type(exc).__name__}: {exc}"
     logger.error("step %s for incident %s episode %s gave up after %d attempts: %s", step, incident_id, episode_id, attempts, error)
-    _finish_run(run_id, "failed", error)
+    finish_run(run_id, "failed", error)
     with database().session() as session:
         add_entry(
             session,

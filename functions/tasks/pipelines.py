@@ -1,7 +1,8 @@
 """Launch the per-episode pipelines as Celery canvases.
 
-Enrichment of a new episode: snapshot, forecast and runbook run in parallel, then notification, then the
-summary. Resolution of an episode: the resolution record, then notification.
+Enrichment of a new episode: snapshot, forecast and runbook run in parallel, then Slack and the GitHub
+issue in parallel, then the summary. Resolution of an episode: the resolution record, then the Slack
+update and the GitHub issue's close in parallel.
 
 Each episode is claimed by setting pipeline_started_at (or resolution_started_at) in the same transaction
 that enqueues its canvas, so the trigger and the periodic sweep never start a pipeline twice.
@@ -19,7 +20,8 @@ from functions.celery_app import app
 from functions.models import RESOLVED, Episode
 from functions.tasks.base import OpsSeerTask, database
 from functions.tasks.enrichment import answer_runbook, forecast_breach
-from functions.tasks.notify import notify_fired, notify_resolved
+from functions.tasks.github import close_github_issue, sync_github_issue
+from functions.tasks.slack import post_slack_root, update_slack_root
 from functions.tasks.snapshot import capture_snapshot
 from functions.tasks.summary import record_resolution, summarize_episode
 
@@ -31,13 +33,13 @@ SWEEP_BATCH = 500
 def enrichment_canvas(episode_id: int) -> Signature:
     return chain(
         group(capture_snapshot.si(episode_id), forecast_breach.si(episode_id), answer_runbook.si(episode_id)),
-        notify_fired.si(episode_id),
+        group(post_slack_root.si(episode_id), sync_github_issue.si(episode_id)),
         summarize_episode.si(episode_id),
     )
 
 
 def resolution_canvas(episode_id: int) -> Signature:
-    return chain(record_resolution.si(episode_id), notify_resolved.si(episode_id))
+    return chain(record_resolution.si(episode_id), group(update_slack_root.si(episode_id), close_github_issue.si(episode_id)))
 
 
 def _claim_and_launch(

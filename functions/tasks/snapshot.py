@@ -131,6 +131,15 @@ def split_threshold(expression: str) -> tuple[str, float | None]:
     return metric or expression.strip(), _arithmetic(threshold_text.replace("bool", "", 1))
 
 
+def comparison_direction(expression: str) -> str:
+    """Return "below" when the alert fires for values under its threshold (`<`, `<=`), otherwise "above"."""
+    tokens = [token for token in _scan(expression) if _COMPARISON.fullmatch(token[2])]
+    if not tokens:
+        return "above"
+    _, _, symbol = min(tokens, key=lambda token: (token[1], token[0]))
+    return "below" if symbol in ("<", "<=") else "above"
+
+
 def render_chart(series: list[Series], *, title: str, threshold: float | None, started_at: datetime, ended_at: datetime | None) -> bytes:
     figure, axes = plt.subplots(figsize=(8, 3.2), dpi=100)
     try:

@@ -8,7 +8,7 @@ from functions.models import Episode, Incident, TimelineEntry
 from functions.tasks.base import OpsSeerTask, StepResult, run_step
 from functions.timeline import format_duration, step_key
 
-ENRICHMENT_STEPS = ("snapshot", "forecast", "runbook", "notify")
+ENRICHMENT_STEPS = ("snapshot", "forecast", "runbook", "slack", "github")
 
 
 def _summarize(session: Session, incident: Incident, episode: Episode) -> StepResult:

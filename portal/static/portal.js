@@ -6,6 +6,8 @@
   var RECONNECT_MIN_MS = 2000;
   var RECONNECT_MAX_MS = 60000;
   var ATTACHMENT_PATH = /^\/api\/v1\/attachments\/[0-9]+$/;
+  // Same list as audio_kinds in portal/templating.py: their attachment is a call recording, not an image.
+  var AUDIO_KINDS = ["recording", "transcript", "transcription"];
 
   // Same output as format_duration in functions/timeline.py.
   function formatDuration(seconds) {
@@ -49,6 +51,17 @@
     return node;
   }
 
+  // Same output as format_offset in functions/timeline.py.
+  function formatOffset(seconds) {
+    if (typeof seconds !== "number" || !isFinite(seconds)) { return "–"; }
+    var whole = Math.max(0, Math.floor(seconds));
+    var hours = Math.floor(whole / 3600);
+    var minutes = Math.floor((whole % 3600) / 60);
+    var secs = whole % 60;
+    var pad = function (value) { return (value < 10 ? "0" : "") + value; };
+    return hours ? hours + ":" + pad(minutes) + ":" + pad(secs) : minutes + ":" + pad(secs);
+  }
+
   function timeElement(iso) {
     var node = element("time", null, formatTime(iso));
     node.setAttribute("datetime", iso);
@@ -71,20 +84,38 @@
   // Build the same markup as the timeline_entry macro in templates/macros.html.
   function renderEntry(entry) {
     var item = element("li", "entry entry--" + cssToken(entry.status));
+    var audio = AUDIO_KINDS.indexOf(entry.kind) >= 0;
+    var payload = entry.payload;
     item.id = "entry-" + entry.id;
     item.setAttribute("data-entry-id", String(entry.id));
+    item.setAttribute("data-kind", cssToken(entry.kind));
 
     var head = element("div", "entry__head");
     head.appendChild(element("span", "entry__kind", String(entry.kind).split("_").join(" ")));
     head.appendChild(element("span", "pill pill--" + cssToken(entry.status), String(entry.status).split("_").join(" ")));
     head.appendChild(entry.occurred_at ? timeElement(entry.occurred_at) : document.createTextNode("–"));
     item.appendChild(head);
-    item.appendChild(element("p", "entry__title", entry.title));
+    if (entry.kind === "transcript" && payload !== null && typeof payload === "object" && "text" in payload) {
+      var line = element("p", "entry__transcript");
+      line.appendChild(element("span", "entry__offset", formatOffset(payload.start)));
+      line.appendChild(document.createTextNode(" " + String(payload.text)));
+      item.appendChild(line);
+    } else {
+      item.appendChild(element("p", "entry__title", entry.title));
+    }
+    var hasAttachment = typeof entry.attachment_url === "string" && ATTACHMENT_PATH.test(entry.attachment_url);
+    if (audio && hasAttachment && entry.kind !== "transcript") {
+      var download = element("p", "entry__recording");
+      var anchor = element("a", null, "Download the recording");
+      anchor.href = entry.attachment_url;
+      download.appendChild(anchor);
+      item.appendChild(download);
+    }
     if (entry.model) {
       item.appendChild(element("p", "entry__model", "Model: " + entry.model));
     }
 
-    if (typeof entry.attachment_url === "string" && ATTACHMENT_PATH.test(entry.attachment_url)) {
+    if (!audio && hasAttachment) {
       var figure = element("figure", "entry__snapshot");
       var link = element("a");
       link.href = entry.attachment_url;
@@ -99,7 +130,6 @@
       item.appendChild(figure);
     }
 
-    var payload = entry.payload;
     if (payload !== null && typeof payload === "object" && Object.keys(payload).length > 0) {
       var details = element("details", "entry__payload");
       details.appendChild(element("summary", null, "Details"));

@@ -29,6 +29,7 @@ SERVICE_PORTS = {
     "flower": "flower",
     "postgres": "postgres",
     "redis": "redis",
+    "models": "models",
 }
 NON_LISTENING_SERVICES = {"migrate", "worker", "beat"}
 

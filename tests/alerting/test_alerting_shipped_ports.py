@@ -24,6 +24,7 @@ def test_shipped_scrape_targets_use_default_ports():
         "flower": [f"127.0.0.1:{ports.flower}"],
         "prometheus": [f"127.0.0.1:{ports.prometheus}"],
         "alertmanager": [f"127.0.0.1:{ports.alertmanager}"],
+        "opsseer-models": [f"127.0.0.1:{ports.models}"],
     }
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         f"127.0.0.1:{ports.alertmanager}"

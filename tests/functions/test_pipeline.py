@@ -18,9 +18,12 @@ from tests.functions.helpers import T0, Trigger, alert, payload, resolved
 EXPECTED_STEPS = {
     "alert": "ok",
     "snapshot": "ok",
-    "forecast": "not_configured",
-    "runbook": "not_configured",
-    "notify": "not_configured",
+    "forecast": "ok",
+    # `up` is above the expression's threshold of 0, so the forecast predicts a breach.
+    "proactive_warning": "ok",
+    "runbook": "ok",
+    "slack": "not_configured",
+    "github": "not_configured",
     "summary": "ok",
 }
 
@@ -48,6 +51,13 @@ def _wait_for_entry(database, kind: str, timeout: float = 60.0) -> dict[str, Tim
     raise AssertionError(f"no {kind} entry within {timeout} s; entries: {sorted(_entries(database))}")
 
 
+def _github_steps(database) -> dict[str, str]:
+    """The GitHub steps' entries share the kind "github"; the payload names the step."""
+    with database.session() as session:
+        rows = session.scalars(select(TimelineEntry).where(TimelineEntry.kind == "github")).all()
+    return {row.payload["step"]: row.status for row in rows}
+
+
 def _live_alert(prometheus_url: str, **kwargs):
     item = alert(starts_at=datetime.now(UTC) - timedelta(seconds=20), **kwargs)
     expression = quote_plus('up{job="toyprod"} > 0')
@@ -55,15 +65,15 @@ def _live_alert(prometheus_url: str, **kwargs):
     return item
 
 
-def test_enrichment_pipeline_records_every_step(worker, prometheus, trigger, database):
-    trigger.send(payload(_live_alert(prometheus.urls["prometheus"])))
+def test_enrichment_pipeline_records_every_step(worker, prometheus_history, trigger, database):
+    trigger.send(payload(_live_alert(prometheus_history.urls["prometheus"])))
 
     entries = _wait_for_entry(database, "summary")
 
     assert {kind: entry.status for kind, entry in entries.items()} == EXPECTED_STEPS
     assert entries["snapshot"].payload["query"] == 'up{job="toyprod"}'
     assert entries["snapshot"].payload["threshold"] == 0
-    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "not_configured", "runbook": "not_configured", "notify": "not_configured"}
+    assert entries["summary"].payload["steps"] == {"snapshot": "ok", "forecast": "ok", "runbook": "ok", "slack": "not_configured", "github": "not_configured"}
     with database.session() as session:
         chart = session.get(Attachment, entries["snapshot"].payload["attachment_id"])
         assert chart.content_type == "image/png"
@@ -93,7 +103,12 @@ def test_resolve_records_duration(worker, trigger, database):
 
     assert entries["resolution"].payload["duration_seconds"] == 95
     assert entries["resolution"].title == "Resolved after 1m 35s"
-    assert _wait_for_entry(database, "notify_resolved")["notify_resolved"].status == "not_configured"
+    entries = _wait_for_entry(database, "slack_resolved")
+    assert entries["slack_resolved"].status == "not_configured"
+    deadline = time.monotonic() + 60
+    while not (steps := _github_steps(database)).get("github_resolved") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert steps == {"github": "not_configured", "github_resolved": "not_configured"}
 
 
 @pytest.fixture
@@ -131,7 +146,8 @@ def test_failed_step_still_gets_summary(settings, database, dead_prometheus):
     summary = _entries(database)["summary"]
     assert summary.status == "failed"
     assert summary.payload["steps"]["snapshot"] == "failed"
-    assert summary.payload["steps"]["notify"] == "not_configured"
+    assert summary.payload["steps"]["slack"] == "not_configured"
+    assert summary.payload["steps"]["github"] == "not_configured"
 
 
 def test_retry_countdown_backs_off_exponentially(settings):

@@ -42,7 +42,17 @@ def _port_open(url: str) -> bool:
         return sock.connect_ex((host, int(port))) == 0
 
 
-@pytest.mark.timeout(240)
+def _eventually_up(prometheus_url: str, job: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": f'up{{job="{job}"}}'}, timeout=5).json()
+        if any(sample["value"][1] == "1" for sample in result["data"]["result"]):
+            return True
+        time.sleep(1)
+    return False
+
+
+@pytest.mark.timeout(300)
 def test_up_starts_everything_and_ctrl_c_stops_it(state_dir):
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPSSEER_")}
     process = subprocess.Popen(
@@ -53,16 +63,19 @@ def test_up_starts_everything_and_ctrl_c_stops_it(state_dir):
         env={**env, "COLUMNS": "200"},
     )
     try:
-        lines = _wait_for_line(process, "Press Ctrl-C to stop", timeout=180)
+        lines = _wait_for_line(process, "Press Ctrl-C to stop", timeout=240)
         output = "\n".join(lines)
         urls = dict(re.findall(r"│ (\w+)\s+│ (\S+://127\.0\.0\.1:\d+\S*)", output))
 
-        assert set(urls) == {"portal", "trigger", "toyprod", "prometheus", "alertmanager", "flower", "postgres", "redis"}
+        assert set(urls) == {"portal", "trigger", "toyprod", "prometheus", "alertmanager", "flower", "postgres", "redis", "models"}
         assert re.search(r"^worker\s+\| .*ready", output, re.MULTILINE)
         assert httpx.get(urls["portal"], timeout=5).status_code == 200
         assert httpx.get(f"{urls['toyprod']}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"{urls['prometheus']}/-/ready", timeout=5).status_code == 200
+        assert httpx.get(f"{urls['models']}/readyz", timeout=5).status_code == 200
         assert (state_dir / "logs" / "api.log").exists()
+        # The local Prometheus scrapes the model gateway (every 15 s in the production profile).
+        assert _eventually_up(urls["prometheus"], "opsseer-models", timeout=45)
 
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
