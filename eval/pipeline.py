@@ -42,10 +42,12 @@ STEP_TASKS = {
     "snapshot": "opsseer.capture_snapshot",
     "forecast": "opsseer.forecast_breach",
     "runbook": "opsseer.answer_runbook",
-    "notify": "opsseer.notify_fired",
+    "slack": "opsseer.post_slack_root",
+    "github": "opsseer.sync_github_issue",
     "summary": "opsseer.summarize_episode",
     "resolution": "opsseer.record_resolution",
-    "notify_resolved": "opsseer.notify_resolved",
+    "slack_resolved": "opsseer.update_slack_root",
+    "github_resolved": "opsseer.close_github_issue",
 }
 # Report order of the stages; entries of other kinds (integrations added later) follow in time order.
 STAGE_ORDER = [
@@ -55,15 +57,22 @@ STAGE_ORDER = [
     "snapshot",
     "forecast",
     "runbook",
-    "notify",
+    "slack",
+    "github",
     "summary",
     "fault cleared",
     "alert resolved in Prometheus",
     "resolved webhook received",
     "resolution",
-    "notify_resolved",
+    "slack_resolved",
+    "github_resolved",
 ]
-RESOLVE_STAGES = {"fault cleared", "alert resolved in Prometheus", "resolved webhook received", "resolution", "notify_resolved"}
+RESOLVE_STAGES = {
+    "fault cleared", "alert resolved in Prometheus", "resolved webhook received", "resolution", "slack_resolved",
+    "github_resolved",
+}
+# The resolution canvas ends with these notification steps, which run after the resolution entry.
+RESOLVED_NOTIFICATIONS = ("slack_resolved", "github_resolved")
 
 
 @dataclass
@@ -201,11 +210,12 @@ def run_once(stack: Stack, timeouts: Timeouts, baseline_seconds: float) -> dict[
             cleared_at = datetime.now(UTC)
         _wait("the resolved notification", timeouts.resolve, lambda: _resolved(database, episode_id))
         _wait("the resolution entry", timeouts.enrichment, lambda: _has_entry(database, episode_id, "resolution"))
-        # The resolved notification step runs after the resolution entry; give it a few seconds.
+        # The resolved notification steps run after the resolution entry; give them a few seconds.
         try:
-            _wait("the resolved notification entry", 15, lambda: _has_entry(database, episode_id, "notify_resolved"))
+            _wait("the resolved notification entries", 15,
+                  lambda: all(_has_entry(database, episode_id, kind) for kind in RESOLVED_NOTIFICATIONS))
         except StageTimeout:
-            pass
+            logger.info("episode %s: resolved notification entries not all written within 15 s", episode_id)
     except StageTimeout as exc:
         outcome["error"] = str(exc)
         logger.warning("pipeline run stopped: %s", exc)
