@@ -10,8 +10,9 @@ seasonal naive are deterministic.
 
 Scores: MASE (scaled by the in-sample seasonal naive error of the whole history before the origin) and WQL
 over the quantile levels 0.1 to 0.9. Per series, a backend's score is divided by the score of the eval's own
-seasonal naive forecast (the last daily season repeated, every quantile equal to it), and the ratios are
-aggregated over series by the geometric mean, as the Chronos papers do.
+seasonal naive forecast, which repeats the last season and sets every quantile to it. The ratios are then
+aggregated over series by the geometric mean, as Ansari et al. do in "Chronos: Learning the Language of Time
+Series" (2024).
 """
 
 import csv
