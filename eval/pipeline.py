@@ -56,6 +56,7 @@ STAGE_ORDER = [
     "webhook received",
     "snapshot",
     "forecast",
+    "proactive_warning",
     "runbook",
     "slack",
     "github",
@@ -164,18 +165,24 @@ def _stage_times(database: Database, episode_id: int) -> tuple[dict[str, datetim
                 webhooks.setdefault("webhook received", received_at)
             elif outcome == "resolved":
                 webhooks.setdefault("resolved webhook received", received_at)
+        prefix = f"episode:{episode_id}:"
         recorded = [
             {
-                "stage": entry.kind,
+                # The step name from the entry's key: a step may write an entry of another kind (the GitHub
+                # close step writes kind "github" under the key of step "github_resolved").
+                "stage": entry.idempotency_key.removeprefix(prefix) if entry.idempotency_key.startswith(prefix) else entry.kind,
                 "status": entry.status,
                 "title": entry.title,
                 "model": entry.model,
-                "at": finished.get(STEP_TASKS.get(entry.kind, ""), entry.occurred_at),
-                "time_source": "run finished" if STEP_TASKS.get(entry.kind) in finished else "entry occurred_at",
+                "at": entry.occurred_at,
             }
             for entry in entries
             if entry.kind != "alert"
         ]
+        for item in recorded:
+            task = STEP_TASKS.get(item["stage"])
+            item["time_source"] = "run finished" if task in finished else "entry occurred_at"
+            item["at"] = finished.get(task, item["at"])
     return webhooks, recorded
 
 
