@@ -24,6 +24,7 @@ from eval.suites import EvalContext
 from functions.db import Database
 from functions.models import RESOLVED, Alert, Episode, FunctionRun, Incident, TimelineEntry
 from functions.prometheus import PrometheusClient
+from functions.timeline import step_key
 from opsseer.demo import ALERT_NAME, FAULT_LATENCY_MS, LOAD_RATE_PER_S
 from opsseer.stack import Ports, Stack
 from toyprod.load import run_load
@@ -114,11 +115,10 @@ def _new_episode_id(database: Database, after_id: int) -> int | None:
         )
 
 
-def _has_entry(database: Database, episode_id: int, kind: str) -> bool:
+def _has_entry(database: Database, episode_id: int, step: str) -> bool:
+    """Return True when the step's timeline entry exists, found by its idempotency key."""
     with database.session() as session:
-        found = session.scalar(
-            select(TimelineEntry.id).where(TimelineEntry.episode_id == episode_id, TimelineEntry.kind == kind)
-        )
+        found = session.scalar(select(TimelineEntry.id).where(TimelineEntry.idempotency_key == step_key(episode_id, step)))
     return found is not None
 
 
@@ -220,7 +220,7 @@ def run_once(stack: Stack, timeouts: Timeouts, baseline_seconds: float) -> dict[
         # The resolved notification steps run after the resolution entry; give them a few seconds.
         try:
             _wait("the resolved notification entries", 15,
-                  lambda: all(_has_entry(database, episode_id, kind) for kind in RESOLVED_NOTIFICATIONS))
+                  lambda: all(_has_entry(database, episode_id, step) for step in RESOLVED_NOTIFICATIONS))
         except StageTimeout:
             logger.info("episode %s: resolved notification entries not all written within 15 s", episode_id)
     except StageTimeout as exc:
