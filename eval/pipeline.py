@@ -179,6 +179,8 @@ def _stage_times(database: Database, episode_id: int) -> tuple[dict[str, datetim
             for entry in entries
             if entry.kind != "alert"
         ]
+        # NOTE: a step without a run record (proactive_warning, or a task missing from STEP_TASKS) is timed by
+        # its entry's occurred_at, the start of its transaction, so it can read earlier than the step finished.
         for item in recorded:
             task = STEP_TASKS.get(item["stage"])
             item["time_source"] = "run finished" if task in finished else "entry occurred_at"
