@@ -46,12 +46,24 @@ def bento_component(
 
 
 @contextmanager
-def served(service: str, log_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
-    """Serve SERVICE (for example "bentos.forecaster.service:Forecaster") and yield its base URL."""
+def served(
+    service: str,
+    log_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    ready_timeout: float = 180.0,
+) -> Iterator[str]:
+    """Serve SERVICE (for example "bentos.forecaster.service:Forecaster") and yield its base URL.
+
+    `ready_timeout` bounds the start-up in seconds; a service that indexes a large corpus needs more than the default.
+    """
     from opsseer.stack import free_port
 
     supervisor = Supervisor(log_dir, echo=False)
-    component = bento_component(service, port or free_port(), name=service.rsplit(":", 1)[-1].lower(), env=env)
+    component = bento_component(
+        service, port or free_port(), name=service.rsplit(":", 1)[-1].lower(), env=env, ready_timeout=ready_timeout
+    )
     try:
         supervisor.start(component)
         yield component.url

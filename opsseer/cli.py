@@ -4,6 +4,7 @@ import logging
 
 import click
 
+from eval.cli import eval_command
 from functions.cli import db_group
 from functions.slack.socket_mode import slack_socket_command
 from opsseer.server import api_command
@@ -30,6 +31,7 @@ cli.add_command(toyprod_command)
 cli.add_command(load_command)
 cli.add_command(chaos_command)
 cli.add_command(slack_socket_command)
+cli.add_command(eval_command)
 
 
 def main() -> None:

@@ -130,6 +130,18 @@ def prometheus_history(prometheus: Stack) -> Stack:
 
 
 @pytest.fixture(scope="session")
+def api(stack: Stack) -> Stack:
+    """The trigger and portal server process, started once for every test that needs Alertmanager to reach it."""
+    return _started(stack, "api", stack.start_api)
+
+
+@pytest.fixture(scope="session")
+def alertmanager(api: Stack) -> Stack:
+    """Alertmanager with the demo profile, delivering to the api fixture's trigger."""
+    return _started(api, "alertmanager", api.start_alertmanager)
+
+
+@pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     """The public evaluation corpus (OPSSEER_CORPUS_DIR); tests that read it skip, naming the path, without it."""
     path = Path(os.environ.get("OPSSEER_CORPUS_DIR", "")).expanduser()

@@ -7,10 +7,7 @@ from functions.models import Episode, Incident, TimelineEntry
 from opsseer.demo import ALERT_NAME, Timeouts, run_demo
 
 
-def test_latency_fault_becomes_resolved_incident(stack, worker, prometheus, database):
-    stack.start_api()
-    stack.start_alertmanager()
-
+def test_latency_fault_becomes_resolved_incident(stack, worker, prometheus, alertmanager, database):
     incident_id = run_demo(stack, Console(quiet=True), Timeouts())
 
     with database.session() as session:

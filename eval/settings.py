@@ -1,0 +1,17 @@
+"""Typed settings of the evaluation harness, read from OPSSEER_* variables."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class EvalSettings(BaseSettings):
+    """Where the harness reads the public corpus and writes its results."""
+
+    model_config = SettingsConfigDict(env_prefix="OPSSEER_", extra="ignore")
+
+    corpus_dir: Path | None = Field(None, description="The public evaluation corpus, read in place (OPSSEER_CORPUS_DIR).")
+    eval_results_dir: Path = Field(DEFAULT_RESULTS_DIR, description="Where `opsseer eval` writes JSON, Markdown and plots.")
