@@ -30,6 +30,8 @@ from bentos.forecaster.settings import ForecasterSettings
 logger = logging.getLogger(__name__)
 
 # AutoETS needs enough points for a stable fit; below this the statistical backend uses seasonal naive.
+# A forecast band wider than this many times the largest absolute value of the context counts as diverged.
+MAX_BAND_SCALE = 100.0
 MIN_ETS_POINTS = 24
 # statsforecast's ETS fits seasonal models only up to this season length (longer seasons fit as non-seasonal).
 MAX_ETS_SEASON = 24
@@ -239,6 +241,15 @@ class StatisticalBackend(ForecastBackend):
         quantiles, mean = _quantiles_from_interval(result, item.quantile_levels)
         if not (np.all(np.isfinite(quantiles)) and np.all(np.isfinite(mean))):
             logger.info("AutoETS gave non-finite values on a series of %d points; using seasonal naive", item.context_length)
+            return None
+        # A multiplicative ETS model can fit with an exploding variance: on one NAB series its 80% band
+        # reached 1e129 around values below 1e7. Such a band says nothing, so seasonal naive replaces it.
+        scale = float(np.max(np.abs(item.values))) or 1.0
+        if float(np.max(np.abs(quantiles))) > MAX_BAND_SCALE * scale:
+            logger.info(
+                "AutoETS band reached %.3g on a series whose values stay within %.3g; using seasonal naive",
+                float(np.max(np.abs(quantiles))), scale,
+            )
             return None
         return quantiles, mean, f"statsforecast/AutoETS(season_length={season})"
 

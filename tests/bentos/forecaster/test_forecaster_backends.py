@@ -63,6 +63,18 @@ def test_statistical_on_nab_series(corpus_dir, name):
     assert np.all(upper > lower), "an 80% interval of a noisy series must have width"
 
 
+def test_statistical_diverged_band_uses_seasonal_naive(corpus_dir):
+    # On this series AutoETS fits a model whose 80% band reaches about 1e99 around values below 1e7.
+    _, values = read_nab(corpus_dir, "realAWSCloudwatch/ec2_network_in_5abac7.csv")
+    context = values[2442:4490]
+
+    [result] = StatisticalBackend().forecast([{"values": context, "step_seconds": 300, "horizon": HORIZON}])
+
+    assert result.model.startswith("statsforecast/SeasonalNaive")
+    assert max(abs(value) for level in ("0.1", "0.9") for value in result.quantiles[level]) <= max(context)
+    assert_monotone(result)
+
+
 def test_statistical_short_series_uses_seasonal_naive():
     values = [1.0, 2.0, 3.0, 4.0] * 4
     [result] = StatisticalBackend().forecast([{"values": values, "horizon": 4}])
