@@ -9,8 +9,9 @@ TORCH_VERSION := 2.13.0
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager redis-server postgresql
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 STAMP := $(VENV)/.opsseer-installed
-# Public evaluation data (time series, runbooks, webhook payloads, speech clips), read in place, never copied.
-OPSSEER_CORPUS_DIR ?= $(abspath $(CURDIR)/../shared/corpus)
+# Public evaluation data (time series, runbooks, webhook payloads, speech clips), read in place, never copied:
+# beside the checkout, or at the development machines' shared location. Tests that need it skip without it.
+OPSSEER_CORPUS_DIR ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared/corpus) /work/shared/corpus))
 export OPSSEER_CORPUS_DIR
 
 .PHONY: setup debs venv test rules-test demo up bench clean
