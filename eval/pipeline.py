@@ -8,6 +8,7 @@ Steps whose service is not configured are reported as such, never as a latency o
 """
 
 import logging
+import os
 import statistics
 import threading
 import time
@@ -22,7 +23,14 @@ from eval import plots
 from eval.report import SuiteResult, table
 from eval.suites import EvalContext
 from functions.db import Database
-from functions.models import RESOLVED, Alert, Episode, FunctionRun, Incident, TimelineEntry
+from functions.models import (
+    RESOLVED,
+    Alert,
+    Episode,
+    FunctionRun,
+    Incident,
+    TimelineEntry,
+)
 from functions.prometheus import PrometheusClient
 from functions.timeline import step_key
 from opsseer.demo import ALERT_NAME, FAULT_LATENCY_MS, LOAD_RATE_PER_S
@@ -323,6 +331,10 @@ def run(context: EvalContext, *, stack: Stack | None = None, timeouts: Timeouts 
     notes = [f"run stopped: {error}" for error in errors]
     if not models_url:
         notes.append("no model gateway configured (OPSSEER_MODELS_URL unset), so forecast and runbook steps record not_configured")
+    # The notification stages are timed against whatever API the settings name, which may be a local fake.
+    for service, variable in (("Slack", "OPSSEER_SLACK_API_URL"), ("GitHub", "OPSSEER_GITHUB_API_URL")):
+        if os.environ.get(variable):
+            notes.append(f"{service} steps called the API at {os.environ[variable]} ({variable})")
     return SuiteResult(
         suite="pipeline",
         title=TITLE,
