@@ -24,16 +24,20 @@ from eval.report import SuiteResult, table
 from eval.suites import EvalContext
 from functions.db import Database
 from functions.models import (
-    RESOLVED,
     Alert,
-    Episode,
     FunctionRun,
-    Incident,
     TimelineEntry,
 )
 from functions.prometheus import PrometheusClient
-from functions.timeline import step_key
-from opsseer.demo import ALERT_NAME, FAULT_LATENCY_MS, LOAD_RATE_PER_S
+from opsseer.demo import (
+    ALERT_NAME,
+    FAULT_LATENCY_MS,
+    LOAD_RATE_PER_S,
+    entry_exists,
+    episode_resolved,
+    latest_episode_id,
+    new_episode,
+)
 from opsseer.stack import Ports, Stack
 from toyprod.load import run_load
 
@@ -108,31 +112,9 @@ def _wait(stage: str, timeout: float, probe):
         time.sleep(POLL_SECONDS)
 
 
-def _latest_episode_id(database: Database) -> int:
-    with database.session() as session:
-        latest = session.scalar(
-            select(Episode.id).join(Incident).where(Incident.alertname == ALERT_NAME).order_by(Episode.id.desc())
-        )
-    return latest or 0
-
-
 def _new_episode_id(database: Database, after_id: int) -> int | None:
-    with database.session() as session:
-        return session.scalar(
-            select(Episode.id).join(Incident).where(Incident.alertname == ALERT_NAME, Episode.id > after_id).order_by(Episode.id)
-        )
-
-
-def _has_entry(database: Database, episode_id: int, step: str) -> bool:
-    """Return True when the step's timeline entry exists, found by its idempotency key."""
-    with database.session() as session:
-        found = session.scalar(select(TimelineEntry.id).where(TimelineEntry.idempotency_key == step_key(episode_id, step)))
-    return found is not None
-
-
-def _resolved(database: Database, episode_id: int) -> bool:
-    with database.session() as session:
-        return session.get(Episode, episode_id).status == RESOLVED
+    episode = new_episode(database, after_id)
+    return episode.id if episode else None
 
 
 def _alert_transitions(prometheus: PrometheusClient, start: datetime, end: datetime) -> dict[str, float | None]:
@@ -214,23 +196,23 @@ def run_once(stack: Stack, timeouts: Timeouts, baseline_seconds: float) -> dict[
     try:
         load.start()
         time.sleep(baseline_seconds)
-        baseline = _latest_episode_id(database)
+        baseline = latest_episode_id(database)
         fault_at = datetime.now(UTC)
         toyprod.put("/chaos", json={"latency_ms": FAULT_LATENCY_MS}).raise_for_status()
         outcome["fault_at"] = fault_at.isoformat()
         try:
             episode_id = _wait("the webhook opening a new episode", timeouts.webhook, lambda: _new_episode_id(database, baseline))
             outcome["episode_id"] = episode_id
-            _wait("the summary entry", timeouts.enrichment, lambda: _has_entry(database, episode_id, "summary"))
+            _wait("the summary entry", timeouts.enrichment, lambda: entry_exists(database, episode_id, "summary"))
         finally:
             toyprod.delete("/chaos").raise_for_status()
             cleared_at = datetime.now(UTC)
-        _wait("the resolved notification", timeouts.resolve, lambda: _resolved(database, episode_id))
-        _wait("the resolution entry", timeouts.enrichment, lambda: _has_entry(database, episode_id, "resolution"))
+        _wait("the resolved notification", timeouts.resolve, lambda: episode_resolved(database, episode_id))
+        _wait("the resolution entry", timeouts.enrichment, lambda: entry_exists(database, episode_id, "resolution"))
         # The resolved notification steps run after the resolution entry; give them a few seconds.
         try:
             _wait("the resolved notification entries", 15,
-                  lambda: all(_has_entry(database, episode_id, step) for step in RESOLVED_NOTIFICATIONS))
+                  lambda: all(entry_exists(database, episode_id, step) for step in RESOLVED_NOTIFICATIONS))
         except StageTimeout:
             logger.info("episode %s: resolved notification entries not all written within 15 s", episode_id)
     except StageTimeout as exc:

@@ -73,7 +73,7 @@ def _alert_firing(prometheus: PrometheusClient) -> bool:
     return any(alert["labels"].get("alertname") == ALERT_NAME and alert["state"] == "firing" for alert in prometheus.alerts())
 
 
-def _latest_episode_id(database: Database) -> int:
+def latest_episode_id(database: Database) -> int:
     """Return the id of the demo alert's newest episode, or 0 when there is none."""
     with database.session() as session:
         latest = session.scalar(
@@ -82,7 +82,7 @@ def _latest_episode_id(database: Database) -> int:
     return latest or 0
 
 
-def _new_episode(database: Database, after_id: int) -> Episode | None:
+def new_episode(database: Database, after_id: int) -> Episode | None:
     """Return the demo alert's first episode newer than after_id, so a reused state directory cannot fake a stage."""
     with database.session() as session:
         return session.scalar(
@@ -90,13 +90,14 @@ def _new_episode(database: Database, after_id: int) -> Episode | None:
         )
 
 
-def _entry_exists(database: Database, episode_id: int, step: str) -> bool:
+def entry_exists(database: Database, episode_id: int, step: str) -> bool:
+    """Return True when the step's timeline entry exists, found by its idempotency key."""
     with database.session() as session:
         key = step_key(episode_id, step)
         return session.scalar(select(TimelineEntry.id).where(TimelineEntry.idempotency_key == key)) is not None
 
 
-def _episode_resolved(database: Database, episode_id: int) -> bool:
+def episode_resolved(database: Database, episode_id: int) -> bool:
     with database.session() as session:
         return session.get(Episode, episode_id).status == RESOLVED
 
@@ -159,24 +160,24 @@ def run_demo(stack: Stack, console: Console, timeouts: Timeouts) -> int:
         console.print(f"driving {LOAD_RATE_PER_S} requests/s at {stack.urls['toyprod']}/orders")
         time.sleep(BASELINE_SECONDS)
 
-        baseline = _latest_episode_id(database)
+        baseline = latest_episode_id(database)
         toyprod.put("/chaos", json={"latency_ms": FAULT_LATENCY_MS}).raise_for_status()
         console.print(f"injected {FAULT_LATENCY_MS} ms of extra latency into toyprod at {datetime.now(UTC):%H:%M:%S} UTC")
         wait_for(f"{ALERT_NAME} firing in Prometheus", timeouts.alert_firing, lambda: _alert_firing(prometheus), console)
-        episode = wait_for("the webhook from Alertmanager", timeouts.webhook, lambda: _new_episode(database, baseline), console)
+        episode = wait_for("the webhook from Alertmanager", timeouts.webhook, lambda: new_episode(database, baseline), console)
         wait_for(
             "the enrichment pipeline's summary",
             timeouts.enrichment,
-            lambda: _entry_exists(database, episode.id, "summary"),
+            lambda: entry_exists(database, episode.id, "summary"),
             console,
         )
         print_enrichment(database, episode.id, console)
 
         toyprod.delete("/chaos").raise_for_status()
         console.print(f"cleared the fault at {datetime.now(UTC):%H:%M:%S} UTC")
-        wait_for("the resolved notification", timeouts.resolve, lambda: _episode_resolved(database, episode.id), console)
+        wait_for("the resolved notification", timeouts.resolve, lambda: episode_resolved(database, episode.id), console)
         wait_for(
-            "the resolution entry", timeouts.enrichment, lambda: _entry_exists(database, episode.id, "resolution"), console
+            "the resolution entry", timeouts.enrichment, lambda: entry_exists(database, episode.id, "resolution"), console
         )
         print_timeline(database, episode.incident_id, console)
         return episode.incident_id

@@ -5,7 +5,13 @@ from datetime import timedelta
 import pytest
 from rich.console import Console
 
-from opsseer.demo import ALERT_NAME, StageFailed, _latest_episode_id, _new_episode, wait_for
+from opsseer.demo import (
+    ALERT_NAME,
+    StageFailed,
+    latest_episode_id,
+    new_episode,
+    wait_for,
+)
 from tests.functions.helpers import T0, Trigger, alert, payload, resolved
 
 
@@ -27,12 +33,12 @@ def test_earlier_demo_episode_does_not_count(settings, database):
     trigger = Trigger(settings, database)
     trigger.send(payload(alert(name=ALERT_NAME, fingerprint="demo")))
     trigger.send(payload(resolved(name=ALERT_NAME, fingerprint="demo")))
-    baseline = _latest_episode_id(database)
+    baseline = latest_episode_id(database)
 
     assert baseline > 0
-    assert _new_episode(database, baseline) is None
+    assert new_episode(database, baseline) is None
 
     trigger.send(payload(alert(name=ALERT_NAME, fingerprint="demo", starts_at=T0 + timedelta(hours=1))))
-    episode = _new_episode(database, baseline)
+    episode = new_episode(database, baseline)
     assert episode is not None
     assert episode.sequence == 2
