@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 
 from eval import metrics, plots
-from eval.errors import SuiteUnavailable
 from eval.report import SuiteResult, table
-from eval.suites import EvalContext
+from eval.suites import EvalContext, require_service
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +28,6 @@ CONTENT_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg
 STARTUP_TIMEOUT_SECONDS = 900
 REQUEST_TIMEOUT_SECONDS = 600
 WORST_SHOWN = 5
-
-
-def _service_importable() -> None:
-    try:
-        import bentos.asr.service  # noqa: F401
-    except ImportError as exc:
-        raise SuiteUnavailable(f"the speech-to-text service {SERVICE} is not importable: {exc}") from None
 
 
 def transcribe(client: httpx.Client, path: Path) -> tuple[dict[str, Any], float]:
@@ -62,7 +54,7 @@ def split_clips(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 
 
 def run(context: EvalContext) -> SuiteResult:
-    _service_importable()
+    require_service(SERVICE, "speech-to-text")
     corpus = context.corpus()
     records = context.limited(corpus.jsonl(TRANSCRIPTS))
     scored, unscored = split_clips(records)

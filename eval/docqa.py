@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 
 from eval import metrics, plots
-from eval.errors import SuiteUnavailable
 from eval.report import SuiteResult, table
-from eval.suites import EvalContext
+from eval.suites import EvalContext, require_service
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +32,6 @@ TOP_K = 10
 # Embedding the whole corpus of runbooks (or loading Whisper) on a busy 2-core machine took minutes.
 STARTUP_TIMEOUT_SECONDS = 900
 REQUEST_TIMEOUT_SECONDS = 120
-
-
-def _service_importable() -> None:
-    try:
-        import bentos.docqa.service  # noqa: F401
-    except ImportError as exc:
-        raise SuiteUnavailable(f"the runbook QA service {SERVICE} is not importable: {exc}") from None
 
 
 def ask(client: httpx.Client, question: str) -> tuple[dict[str, Any], float]:
@@ -77,7 +69,7 @@ def evaluate(item: dict[str, Any], answer: dict[str, Any], seconds: float, corpu
 
 
 def run(context: EvalContext) -> SuiteResult:
-    _service_importable()
+    require_service(SERVICE, "runbook QA")
     corpus = context.corpus()
     runbooks = QUICK_RUNBOOKS if context.quick else RUNBOOKS
     runbook_dir = corpus.path(runbooks).resolve()

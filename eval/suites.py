@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import track
 
 from eval.corpus import Corpus
+from eval.errors import SuiteUnavailable
 
 T = TypeVar("T")
 
@@ -26,6 +27,14 @@ SUITES = {
     "correlation": "eval.correlation",
     "pipeline": "eval.pipeline",
 }
+
+
+def require_service(service: str, what: str) -> None:
+    """Import the module of a service ("module:Class"), or raise SuiteUnavailable naming it and the import error."""
+    try:
+        importlib.import_module(service.partition(":")[0])
+    except ImportError as exc:
+        raise SuiteUnavailable(f"the {what} service {service} is not importable: {exc}") from None
 
 
 def suite_module(name: str) -> ModuleType:

@@ -109,18 +109,28 @@ def run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -
         raise
 
 
-def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -> dict[str, Any]:
-    key = step_key(episode_id, step)
+def pending_step(episode_id: int, step: str) -> int | dict[str, Any]:
+    """Return the episode's incident id when the step still has to run, else the step's result dict.
+
+    The step is done when its episode is gone or its entry is already recorded.
+    """
     with database().session() as session:
         episode = session.get(Episode, episode_id)
         if episode is None:
             logger.info("step %s skipped: episode %s no longer exists", step, episode_id)
             return {"step": step, "status": "gone"}
-        existing = get_entry(session, key=key)
+        existing = get_entry(session, key=step_key(episode_id, step))
         if existing is not None:
             logger.info("step %s for episode %s already recorded, nothing to do", step, episode_id)
             return {"step": step, "status": existing.status}
-        incident_id = episode.incident_id
+        return episode.incident_id
+
+
+def _run_step(task: OpsSeerTask, *, episode_id: int, step: str, body: StepBody) -> dict[str, Any]:
+    key = step_key(episode_id, step)
+    incident_id = pending_step(episode_id, step)
+    if isinstance(incident_id, dict):
+        return incident_id
 
     run_id = start_run(incident_id, episode_id, task)
     try:

@@ -18,10 +18,10 @@ from functions.celery_app import app
 from functions.github.client import GitHubClient
 from functions.github.errors import GitHubError, RateLimited
 from functions.github.issues import close_issue, open_issue, post_comment, queue_comments
-from functions.models import Episode, TimelineEntry
+from functions.models import TimelineEntry
 from functions.settings import Settings, get_settings
-from functions.tasks.base import OpsSeerTask, StepResult, TransientError, database, finish_run, start_run
-from functions.timeline import add_entry, get_entry, step_key
+from functions.tasks.base import OpsSeerTask, StepResult, TransientError, database, finish_run, pending_step, start_run
+from functions.timeline import add_entry, step_key
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +54,9 @@ def retry_or_raise(task: OpsSeerTask, exc: Exception, *, what: str, ids: str) ->
 def run_github_step(task: OpsSeerTask, *, episode_id: int, step: str, action: Action) -> dict[str, Any]:
     """Run a GitHub step for an episode and record its "github" entry under the step's key."""
     key = step_key(episode_id, step)
-    with database().session() as session:
-        episode = session.get(Episode, episode_id)
-        if episode is None:
-            logger.info("step %s skipped: episode %s no longer exists", step, episode_id)
-            return {"step": step, "status": "gone"}
-        existing = get_entry(session, key=key)
-        if existing is not None:
-            logger.info("step %s for episode %s already recorded, nothing to do", step, episode_id)
-            return {"step": step, "status": existing.status}
-        incident_id = episode.incident_id
+    incident_id = pending_step(episode_id, step)
+    if isinstance(incident_id, dict):
+        return incident_id
 
     settings = get_settings()
     if not settings.github_configured:

@@ -1,6 +1,7 @@
 """Builders for Alertmanager webhook payloads and a client for the trigger."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,3 +116,23 @@ def incident(database: Database, fingerprint: str = "fp-high-latency") -> Incide
         )
         assert row is not None, f"no incident for fingerprint {fingerprint}"
         return row
+
+
+def entries_by_kind(database: Database, incident_id: int | None = None) -> dict[str, TimelineEntry]:
+    """Return the timeline entries (of one incident, or of all) by kind; a later entry of a kind replaces an earlier one."""
+    query = select(TimelineEntry)
+    if incident_id is not None:
+        query = query.where(TimelineEntry.incident_id == incident_id)
+    with database.session() as session:
+        return {row.kind: row for row in session.scalars(query).all()}
+
+
+def wait_for_entry(database: Database, kind: str, *, timeout: float = 60.0, incident_id: int | None = None) -> dict[str, TimelineEntry]:
+    """Poll until an entry of `kind` exists and return the entries by kind, or fail naming the kinds seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entries = entries_by_kind(database, incident_id)
+        if kind in entries:
+            return entries
+        time.sleep(0.3)
+    raise AssertionError(f"no {kind} entry within {timeout} s; entries: {sorted(entries_by_kind(database, incident_id))}")

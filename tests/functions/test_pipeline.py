@@ -3,6 +3,7 @@
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import quote_plus
 
 import pytest
@@ -13,7 +14,15 @@ from functions.models import Attachment, FunctionRun, TimelineEntry
 from functions.settings import get_settings
 from functions.tasks import base, pipelines, snapshot
 from opsseer.server import celery_enqueue
-from tests.functions.helpers import T0, Trigger, alert, payload, resolved
+from tests.functions.helpers import (
+    T0,
+    Trigger,
+    alert,
+    entries_by_kind,
+    payload,
+    resolved,
+    wait_for_entry,
+)
 
 EXPECTED_STEPS = {
     "alert": "ok",
@@ -33,20 +42,9 @@ def trigger(settings, database) -> Trigger:
     return live
 
 
-def _entries(database, incident_id: int = 1) -> dict[str, TimelineEntry]:
-    with database.session() as session:
-        rows = session.scalars(select(TimelineEntry).where(TimelineEntry.incident_id == incident_id)).all()
-    return {row.kind: row for row in rows}
-
-
-def _wait_for_entry(database, kind: str, timeout: float = 60.0) -> dict[str, TimelineEntry]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = _entries(database)
-        if kind in entries:
-            return entries
-        time.sleep(0.3)
-    raise AssertionError(f"no {kind} entry within {timeout} s; entries: {sorted(_entries(database))}")
+# Each test starts from an empty store, so its incident is number 1.
+_entries = partial(entries_by_kind, incident_id=1)
+_wait_for_entry = partial(wait_for_entry, incident_id=1)
 
 
 def _github_steps(database) -> dict[str, str]:
