@@ -9,7 +9,7 @@ DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 class EvalSettings(BaseSettings):
-    """Where the harness reads the public corpus and writes its results."""
+    """Locations of the public corpus the harness reads and of the results it writes."""
 
     model_config = SettingsConfigDict(env_prefix="OPSSEER_", extra="ignore")
 

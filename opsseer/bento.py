@@ -26,7 +26,7 @@ def _ready(url: str) -> bool:
 def bento_component(
     service: str, port: int, *, name: str = "models", env: dict[str, str] | None = None, ready_timeout: float = 180.0
 ) -> Component:
-    """Describe `bentoml serve SERVICE` on 127.0.0.1:PORT, ready when its /readyz answers 200."""
+    """Describe `bentoml serve SERVICE` on 127.0.0.1:PORT, ready when its /readyz returns 200."""
     url = f"http://127.0.0.1:{port}"
     # NOTE: `bentoml serve` of the gateway took about 40 s to exit after SIGTERM in every run here, while its
     # gateway worker (in a session of its own) ignored the signal, although each service logs its cleanup

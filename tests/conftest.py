@@ -120,11 +120,11 @@ def prometheus(toyprod: Stack) -> Stack:
 
 @pytest.fixture
 def prometheus_history(prometheus: Stack) -> Stack:
-    """Wait until Prometheus holds at least 20 s of toyprod's `up`, enough context for the forecaster."""
+    """Wait until Prometheus contains at least 20 s of toyprod's `up`, enough context for the forecaster."""
     with PrometheusClient(prometheus.urls["prometheus"]) as client:
         deadline = time.monotonic() + 60
         while not client.query('count_over_time(up{job="toyprod"}[1m]) >= 20'):
-            assert time.monotonic() < deadline, "Prometheus holds less than 20 s of history after 60 s"
+            assert time.monotonic() < deadline, "Prometheus contains less than 20 s of history after 60 s"
             time.sleep(1)
     return prometheus
 

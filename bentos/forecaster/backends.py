@@ -243,7 +243,7 @@ class StatisticalBackend(ForecastBackend):
             logger.info("AutoETS gave non-finite values on a series of %d points; using seasonal naive", item.context_length)
             return None
         # A multiplicative ETS model can fit with an exploding variance: on one NAB series its 80% band
-        # reached 1e129 around values below 1e7. Such a band says nothing, so seasonal naive replaces it.
+        # reached 1e129 around values below 1e7. Such a band carries no information, so seasonal naive replaces it.
         scale = float(np.max(np.abs(item.values))) or 1.0
         if float(np.max(np.abs(quantiles))) > MAX_BAND_SCALE * scale:
             logger.info(

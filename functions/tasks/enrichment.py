@@ -115,7 +115,7 @@ def _forecast(session: Session, incident: Incident, episode: Episode) -> StepRes
     breach["already_breaching"] = _beyond(observed[-1], threshold, direction)
     payload["breach"] = breach
     if breach["already_breaching"]:
-        # The SLI is past the threshold now, so there is nothing to warn of ahead of time: the entry says how
+        # The SLI is past the threshold now, so there is nothing to warn of ahead of time. The entry states how
         # long the median forecast stays past it instead.
         title = _ongoing_title(forecast, breach, settings.forecast_step_seconds)
         return StepResult(title=f"{title}; forecast of {query} by {forecast['model']}", payload=payload, model=model)

@@ -2,34 +2,29 @@
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import quote_plus
 
 import pytest
-from sqlalchemy import select
 
 from functions import model_services
-from functions.models import Incident, TimelineEntry
+from functions.models import Incident
 from functions.settings import get_settings
 from functions.tasks import enrichment, pipelines
 from opsseer.server import celery_enqueue
-from tests.functions.helpers import Trigger, alert, payload
+from tests.functions.helpers import (
+    Trigger,
+    alert,
+    entries_by_kind,
+    payload,
+    wait_for_entry,
+)
 
 RUNBOOK_URL = "https://github.com/opsseer/opsseer/blob/main/alerting/runbooks/ToyprodLatencySLOBreach.md"
 
 
-def _entries(database) -> dict[str, TimelineEntry]:
-    with database.session() as session:
-        return {row.kind: row for row in session.scalars(select(TimelineEntry)).all()}
-
-
-def _wait_for(database, kind: str, timeout: float = 90.0) -> dict[str, TimelineEntry]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = _entries(database)
-        if kind in entries:
-            return entries
-        time.sleep(0.3)
-    raise AssertionError(f"no {kind} entry within {timeout} s; entries: {sorted(_entries(database))}")
+_entries = entries_by_kind
+_wait_for = partial(wait_for_entry, timeout=90.0)
 
 
 def _up_alert(prometheus_url: str, threshold: float, **kwargs):
@@ -163,7 +158,7 @@ def test_steps_without_gateway_record_not_configured(settings, database, models_
     assert entries["runbook"].status == "not_configured"
 
 
-def test_unavailable_gateway_is_retried_then_recorded_and_pipeline_finishes(settings, database, models_env, prometheus_history):
+def test_unreachable_gateway_fails_step_not_pipeline(settings, database, models_env, prometheus_history):
     models_env("http://127.0.0.1:1")
     item = _up_alert(prometheus_history.urls["prometheus"], 0.5)
     episode_id = Trigger(settings, database).send(payload(item))["opened_episodes"][0]
